@@ -1,0 +1,4 @@
+from .backbones import RepVGG, RepVGGBlock
+from .reparameterize import reparameterize
+
+__all__ = ['RepVGG', 'RepVGGBlock', 'reparameterize']

@@ -1,0 +1,103 @@
+"""The published RepVGG architectures and the per-block layout (channels, stride, dilation, groups) they imply."""
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Union
+
+NUM_STAGES = 5  # stage 0 (one stem block) + four stages
+FAST_DILATED_BLOCKS = 5  # 'fast' variants dilate only the last 5 blocks of the network (paper, 4.3)
+
+_G_LAYERS = tuple(range(2, 27, 2))  # global layer indices that may be grouped (stage 1 block 0 is index 1)
+_A_BLOCKS, _B_BLOCKS, _D_BLOCKS = (2, 4, 14, 1), (4, 6, 16, 1), (8, 14, 24, 1)
+
+
+def _arch(num_blocks, a, b, groups=1, use_se=False) -> dict:
+    return dict(num_blocks=num_blocks, width_factor=(a, a, a, b),
+                group_layer_map={layer: groups for layer in _G_LAYERS} if groups > 1 else None, use_se=use_se)
+
+
+ARCH_SETTINGS: Dict[str, dict] = {
+    'A0': _arch(_A_BLOCKS, 0.75, 2.5),
+    'A1': _arch(_A_BLOCKS, 1, 2.5),
+    'A2': _arch(_A_BLOCKS, 1.5, 2.75),
+    'B0': _arch(_B_BLOCKS, 1, 2.5),
+    'B1': _arch(_B_BLOCKS, 2, 4),
+    'B1g2': _arch(_B_BLOCKS, 2, 4, groups=2),
+    'B1g4': _arch(_B_BLOCKS, 2, 4, groups=4),
+    'B2': _arch(_B_BLOCKS, 2.5, 5),
+    'B2g2': _arch(_B_BLOCKS, 2.5, 5, groups=2),
+    'B2g4': _arch(_B_BLOCKS, 2.5, 5, groups=4),
+    'B3': _arch(_B_BLOCKS, 3, 5),
+    'B3g2': _arch(_B_BLOCKS, 3, 5, groups=2),
+    'B3g4': _arch(_B_BLOCKS, 3, 5, groups=4),
+    'D2se': _arch(_D_BLOCKS, 2.5, 5, use_se=True),
+}
+_ARCH_KEYS = ('num_blocks', 'width_factor', 'group_layer_map', 'use_se')
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    in_channels: int
+    out_channels: int
+    stride: int
+    dilation: int
+    groups: int
+    use_se: bool
+
+
+def resolve_arch(arch: Union[str, dict]) -> dict:
+    """Return the arch settings for a name ('B2' or the official 'RepVGG-B2') or validate a custom dict."""
+    if isinstance(arch, str):
+        name = arch[len('RepVGG-'):] if arch.startswith('RepVGG-') else arch
+        if name not in ARCH_SETTINGS:
+            raise ValueError(f'unknown RepVGG arch {arch!r}; expected one of {", ".join(ARCH_SETTINGS)} '
+                             f'(optionally prefixed "RepVGG-") or a dict with keys {", ".join(_ARCH_KEYS)}')
+        return dict(ARCH_SETTINGS[name])
+    if not isinstance(arch, dict):
+        raise ValueError(f'RepVGG arch must be a name or a dict, got {type(arch).__name__}')
+    unknown = set(arch) - set(_ARCH_KEYS)
+    if unknown or not {'num_blocks', 'width_factor'} <= set(arch):
+        raise ValueError(f'RepVGG arch dict has keys {sorted(arch)}; expected num_blocks, width_factor '
+                         f'and optionally group_layer_map, use_se')
+    if len(arch['num_blocks']) != 4 or len(arch['width_factor']) != 4:
+        raise ValueError(f'RepVGG arch dict: num_blocks={arch["num_blocks"]} and width_factor={arch["width_factor"]} '
+                         f'must have 4 entries each (stages 1-4)')
+    return {'group_layer_map': None, 'use_se': False, **arch}
+
+
+def stage_channels(arch: dict) -> List[int]:
+    """Output channels of stages 0-4: min(64, 64a), 64a, 128a, 256a, 512b."""
+    widths = [int(base * factor) for base, factor in zip((64, 128, 256, 512), arch['width_factor'])]
+    return [min(64, widths[0])] + widths
+
+
+def _check_per_stage(name: str, values: Sequence[int]) -> tuple:
+    values = tuple(values)
+    if len(values) != NUM_STAGES or not all(isinstance(v, int) and v >= 1 for v in values):
+        raise ValueError(f'RepVGG {name}={values}: expected {NUM_STAGES} positive ints, one per stage 0-4')
+    return values
+
+
+def block_specs(arch: dict, in_channels: int, strides: Sequence[int], dilations: Sequence[int],
+                fast: bool = False) -> List[List[BlockSpec]]:
+    """Per-stage lists of block specs.
+
+    The first block of a stage takes the stage's stride; every block of a stage takes its dilation, except with
+    ``fast``, where only the last ``FAST_DILATED_BLOCKS`` blocks of the network keep a dilation > 1.
+    """
+    strides = _check_per_stage('strides', strides)
+    dilations = _check_per_stage('dilations', dilations)
+    channels = stage_channels(arch)
+    counts = [1] + list(arch['num_blocks'])
+    total = sum(counts)
+    groups_map: Optional[dict] = arch['group_layer_map'] or {}
+    specs, layer, cin = [], 0, in_channels
+    for stage, (count, cout) in enumerate(zip(counts, channels)):
+        stage_specs = []
+        for i in range(count):
+            dilation = dilations[stage]
+            if fast and total - layer > FAST_DILATED_BLOCKS:
+                dilation = 1
+            stage_specs.append(BlockSpec(cin, cout, strides[stage] if i == 0 else 1, dilation,
+                                         groups_map.get(layer, 1), bool(arch['use_se'])))
+            cin, layer = cout, layer + 1
+        specs.append(stage_specs)
+    return specs
