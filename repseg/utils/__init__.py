@@ -1,0 +1,3 @@
+from .io import CheckpointError, atomic_write, atomic_torch_save, safe_torch_load
+
+__all__ = ['CheckpointError', 'atomic_write', 'atomic_torch_save', 'safe_torch_load']

@@ -1,0 +1,62 @@
+"""Safe reading of checkpoints from outside and all-or-nothing writes."""
+import os
+import pickle
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import torch
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message is one line naming the file."""
+
+
+def safe_torch_load(path: PathLike, map_location: Union[str, torch.device] = 'cpu') -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors: a file whose pickle would run code is refused
+    without running anything; a missing, truncated or non-checkpoint file names itself."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'{path}: no such checkpoint file')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message is many lines; keep the one that says what the pickle wanted
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        wanted = next((line for line in lines if 'GLOBAL' in line or 'Unsupported global' in line), None)
+        if wanted:
+            raise CheckpointError(f'{path}: refused without loading: the pickle asks for code or objects beyond '
+                                  f'tensors ({wanted.rstrip(".")}); only plain state dicts are accepted') from None
+        detail = next((line for line in lines if line.startswith('Unsupported')), '')
+        raise CheckpointError(f'{path}: not a PyTorch checkpoint ({detail or "unreadable pickle"})') from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0].split('. ')[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f'{path}: not a readable PyTorch checkpoint, truncated or corrupt ({first})') from None
+
+
+@contextmanager
+def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator:
+    """Write to a temporary file beside ``path`` and rename it into place only when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` that never leaves a half-written file at ``path``."""
+    with atomic_write(path, 'wb') as handle:
+        torch.save(obj, handle)
