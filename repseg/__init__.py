@@ -3,10 +3,16 @@
 Importing it makes MMSegmentation usable on mmcv-lite (see ``repseg.mmcv_compat``) and registers RepSeg's modules
 in MMSegmentation's registries.
 """
-from . import mmcv_compat
+import warnings
+
+# mmengine 0.10.7 resolves `mmseg::` configs through pkg_resources (hence setuptools<81); its deprecation notice is noise.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from . import mmcv_compat  # noqa: E402
 
 mmcv_compat.install()
 
+from . import evaluation  # noqa: E402,F401  (registers CityscapesLabelIdWriter)
 from .models import RepVGG, RepVGGBlock, reparameterize  # noqa: E402  (after the compat layer, on purpose)
 from .version import __version__  # noqa: E402
 

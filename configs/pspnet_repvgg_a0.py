@@ -1,0 +1,8 @@
+# PSPNet with RepVGG-A0 on Cityscapes, 713x713, 7440 iterations at batch 16 (stages 3 and 4 dilated by 2 and 4).
+# ImageNet weights: the official training-time release file, see docs/pretrained.md.
+_base_ = ['./_base_/pspnet_repvgg_cityscapes.py']
+model = dict(
+    backbone=dict(arch='A0', fast=False,
+                  init_cfg=dict(type='Pretrained', checkpoint='checkpoints/RepVGG-A0-train.pth')),
+    decode_head=dict(in_channels=1280),
+    auxiliary_head=dict(in_channels=192))

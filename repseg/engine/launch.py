@@ -1,0 +1,60 @@
+"""What tools/train.py and tools/test.py do, as functions: config assembly and the mmengine Runner."""
+import os.path as osp
+from typing import Any, Dict, Optional
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from .checks import check_data_roots, check_fresh_work_dir
+from .config_options import merge_checked_options
+from .runner_checkpoints import allow_runner_checkpoints
+
+
+def load_config(config: str, cfg_options: Optional[Dict[str, Any]] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read a config, apply checked ``--cfg-options``, and set the launcher and work dir
+    (default ``work_dirs/<config name>``, as in MMSegmentation)."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'{config}: no such config file')
+    cfg = Config.fromfile(config)
+    merge_checked_options(cfg, cfg_options, config)
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
+    """Train with mmengine's Runner. Refuses to overwrite an earlier run's checkpoints unless resuming."""
+    check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
+    check_fresh_work_dir(cfg.work_dir, resume)
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg.resume = resume
+    runner = Runner.from_cfg(cfg)
+    with allow_runner_checkpoints():
+        runner.train()
+    return runner
+
+
+def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: Optional[str] = None,
+         cityscapes_official: bool = False) -> Dict[str, float]:
+    """Evaluate ``checkpoint``: the config's metrics (mIoU, mAcc, aAcc and per-class IoU for IoUMetric), plus
+    labelId PNGs in ``out_dir`` and the official Cityscapes class mIoU when asked."""
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'{checkpoint}: no such checkpoint file')
+    check_data_roots(cfg, ['test_dataloader'])
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    if cityscapes_official and not out_dir:
+        out_dir = osp.join(cfg.work_dir, 'pred_labelIds')
+    if out_dir:
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = [*evaluators,
+                              dict(type='CityscapesLabelIdWriter', out_dir=out_dir, official=cityscapes_official)]
+    if show_dir:
+        cfg.default_hooks['visualization'] = dict(type='SegVisualizationHook', draw=True, interval=1)
+        cfg.visualizer.save_dir = show_dir
+    runner = Runner.from_cfg(cfg)
+    with allow_runner_checkpoints():
+        return runner.test()

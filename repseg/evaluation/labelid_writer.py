@@ -1,0 +1,51 @@
+"""A metric that writes Cityscapes labelId predictions and, optionally, grades them with the official evaluator."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import cv2
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from mmseg.registry import METRICS
+
+from ..utils.io import atomic_write
+from .cityscapes_official import (evaluate_official, official_gt_path, prediction_name,
+                                  train_id_to_label_id_lut)
+
+
+@METRICS.register_module()
+class CityscapesLabelIdWriter(BaseMetric):
+    """Write each prediction as ``OUT_DIR/<city>_<seq>_<frame>_pred_labelIds.png`` (labelIds, as the official
+    Cityscapes evaluator expects); with ``official=True`` also report its class mIoU as ``official_mIoU``.
+
+    Unlike MMSegmentation's CityscapesMetric it needs no instance-level evaluation (broken with numpy >= 2.4).
+    """
+
+    default_prefix = 'cityscapes'
+
+    def __init__(self, out_dir: str, official: bool = False, collect_device: str = 'cpu',
+                 prefix: Optional[str] = None, **kwargs):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.out_dir = out_dir
+        self.official = official
+        self._lut = train_id_to_label_id_lut()
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            pred = sample['pred_sem_seg']['data'][0].cpu().numpy().astype('uint8')
+            out_path = osp.join(self.out_dir, prediction_name(sample['img_path']))
+            ok, buf = cv2.imencode('.png', self._lut[pred])
+            if not ok:
+                raise RuntimeError(f'{out_path}: PNG encoding failed')
+            with atomic_write(out_path) as handle:
+                handle.write(buf.tobytes())
+            self.results.append((out_path, official_gt_path(sample.get('seg_map_path', ''))))
+
+    def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
+        print_log(f'wrote {len(results)} labelId predictions to {self.out_dir}', logger='current')
+        if not self.official:
+            return {}
+        preds, gts = zip(*results)
+        scores = evaluate_official(preds, gts)
+        table = '\n'.join(f'{name:>15s}: {iou:6.2f}' for name, iou in scores['class_iou'].items())
+        print_log(f'official Cityscapes class IoU (cityscapesscripts):\n{table}', logger='current')
+        return dict(official_mIoU=round(scores['mIoU'], 2))
