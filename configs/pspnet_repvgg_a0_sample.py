@@ -18,8 +18,8 @@ model = dict(
     test_cfg=dict(mode='whole'))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageFromFileChecked'),
+    dict(type='LoadAnnotationsChecked'),
     dict(type='CheckSegLabels', num_classes=19),
     dict(type='RandomResize', scale=(512, 256), ratio_range=(0.75, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -28,8 +28,8 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageFromFileChecked'),
+    dict(type='LoadAnnotationsChecked'),
     dict(type='CheckSegLabels', num_classes=19),
     dict(type='PackSegInputs'),
 ]

@@ -12,7 +12,7 @@ from . import mmcv_compat  # noqa: E402
 
 mmcv_compat.install()
 
-from . import evaluation  # noqa: E402,F401  (registers CityscapesLabelIdWriter)
+from . import datasets, evaluation  # noqa: E402,F401  (registers transforms and metrics)
 from .models import RepVGG, RepVGGBlock, reparameterize  # noqa: E402  (after the compat layer, on purpose)
 from .version import __version__  # noqa: E402
 

@@ -12,7 +12,8 @@ from mmseg.datasets import CityscapesDataset
 from mmseg.evaluation import IoUMetric
 
 from repseg.engine import allow_runner_checkpoints
-from repseg.evaluation import CityscapesLabelIdWriter, label_id_to_train_id_lut
+from repseg.datasets.labels import id_to_train_id_lut
+from repseg.evaluation import CityscapesLabelIdWriter
 from conftest import REPO
 
 FRAME = 'frankfurt_000000_000294'
@@ -41,7 +42,7 @@ def test_iou_metric_agrees_with_official_cityscapes_evaluation(shared_data, tmp_
     label_ids = cv2.imread(str(gt_label_ids), cv2.IMREAD_UNCHANGED)
     # the official evaluator grades against labelIds: give IoUMetric the same ground truth, mapped to trainIds
     # (the stored trainIds file was downscaled separately and differs on border pixels, see NOTICE.md)
-    gt_train = label_id_to_train_id_lut()[label_ids]
+    gt_train = id_to_train_id_lut()[label_ids]
     pred = fixed_prediction(gt_train)
     sample = dict(img_path=str(img), seg_map_path=str(gt_train_ids_file),
                   pred_sem_seg=dict(data=torch.from_numpy(pred)[None]),
@@ -57,7 +58,7 @@ def test_iou_metric_agrees_with_official_cityscapes_evaluation(shared_data, tmp_
     assert written.is_file()
     stored = cv2.imread(str(written), cv2.IMREAD_UNCHANGED)
     assert set(np.unique(stored)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33}
-    assert np.array_equal(label_id_to_train_id_lut()[stored], pred)  # labelIds round-trip to the trainIds
+    assert np.array_equal(id_to_train_id_lut()[stored], pred)  # labelIds round-trip to the trainIds
     official = writer.compute_metrics(writer.results)['official_mIoU']
     assert 10 < ours < 95  # a real, imperfect score, so agreement is not trivial
     assert official == pytest.approx(ours, abs=0.01)

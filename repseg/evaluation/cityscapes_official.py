@@ -10,29 +10,10 @@ import os.path as osp
 from typing import Dict, Sequence
 
 import numpy as np
-from cityscapesscripts.helpers.labels import labels as CS_LABELS
 
 GT_SUFFIX = '_gtFine_labelIds.png'
 TRAIN_ID_SUFFIX = '_gtFine_labelTrainIds.png'
 IMG_SUFFIX = '_leftImg8bit.png'
-
-
-def train_id_to_label_id_lut() -> np.ndarray:
-    """Lookup table trainId (0-18, 255) -> Cityscapes labelId; ignore maps to 0 ('unlabeled')."""
-    lut = np.zeros(256, dtype=np.uint8)
-    for label in CS_LABELS:
-        if 0 <= label.trainId < 255 and label.id >= 0:
-            lut[label.trainId] = label.id
-    return lut
-
-
-def label_id_to_train_id_lut() -> np.ndarray:
-    """Lookup table labelId (0-33) -> trainId, 255 for classes ignored in evaluation."""
-    lut = np.full(256, 255, dtype=np.uint8)
-    for label in CS_LABELS:
-        if label.id >= 0:
-            lut[label.id] = label.trainId if 0 <= label.trainId < 255 else 255
-    return lut
 
 
 def prediction_name(img_path: str) -> str:

@@ -7,9 +7,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
+from ..datasets.labels import train_id_to_id_lut
 from ..utils.io import atomic_write
-from .cityscapes_official import (evaluate_official, official_gt_path, prediction_name,
-                                  train_id_to_label_id_lut)
+from .cityscapes_official import evaluate_official, official_gt_path, prediction_name
 
 
 @METRICS.register_module()
@@ -27,7 +27,7 @@ class CityscapesLabelIdWriter(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.out_dir = out_dir
         self.official = official
-        self._lut = train_id_to_label_id_lut()
+        self._lut = train_id_to_id_lut()
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:

@@ -5,8 +5,8 @@ _base_ = ['mmseg::_base_/datasets/cityscapes.py']
 data_root = 'data/cityscapes/'
 crop_size = (713, 713)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageFromFileChecked'),
+    dict(type='LoadAnnotationsChecked'),
     dict(type='CheckSegLabels', num_classes=19),
     dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -15,9 +15,9 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileChecked'),
     dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsChecked'),
     dict(type='CheckSegLabels', num_classes=19),
     dict(type='PackSegInputs'),
 ]
