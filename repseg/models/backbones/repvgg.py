@@ -108,6 +108,19 @@ class RepVGG(BaseModule):
                     module.eval()
         return self
 
+    def init_weights(self) -> None:
+        """``init_cfg=dict(type='Pretrained')`` goes through RepSeg's loader, which converts official, mmpretrain
+        and timm files, fuses train-form files into a deploy backbone and loads strictly; other inits as usual."""
+        from repseg.checkpoint.initializer import swap_pretrained_cfg  # lazy: the loader imports this module
+        swapped = swap_pretrained_cfg(self.init_cfg)
+        if not swapped:
+            return super().init_weights()
+        full_cfg, self.init_cfg = self.init_cfg, swapped
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = full_cfg
+
     def switch_to_deploy(self) -> None:
         """Re-parameterize every block in place (uses the BN running statistics)."""
         for module in self.modules():

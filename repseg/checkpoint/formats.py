@@ -1,0 +1,117 @@
+"""Key layouts of the RepVGG checkpoint formats we import, and their translation to RepSeg's backbone keys.
+
+RepSeg's keys are the official RepVGG ones (``stage0.rbr_dense.conv.weight``, ``stage3.7.rbr_reparam.bias``, ...),
+so the official format maps to itself; mmpretrain and timm rename the blocks, the branches and the SE layers
+(FACTS.md section 3). Every rule is a table so that a format can be checked against its source at a glance.
+"""
+import re
+from typing import Dict, List, Optional, Tuple
+
+from torch import Tensor
+
+from ..utils.io import CheckpointError
+
+OFFICIAL, MMPRETRAIN, TIMM = 'official', 'mmpretrain', 'timm'
+FORMATS = (OFFICIAL, MMPRETRAIN, TIMM)
+
+# Block prefixes: (pattern, how to build RepSeg's prefix from the match). Stage 0 is one block, not a Sequential.
+_BLOCK_PATTERNS = {
+    OFFICIAL: [(re.compile(r'^stage0\.'), lambda m: 'stage0.'),
+               (re.compile(r'^stage([1-4])\.(\d+)\.'), lambda m: f'stage{m[1]}.{m[2]}.')],
+    MMPRETRAIN: [(re.compile(r'^stem\.'), lambda m: 'stage0.'),
+                 (re.compile(r'^stage_([1-4])\.(\d+)\.'), lambda m: f'stage{m[1]}.{m[2]}.')],
+    TIMM: [(re.compile(r'^stem\.'), lambda m: 'stage0.'),
+           (re.compile(r'^stages\.([0-3])\.(\d+)\.'), lambda m: f'stage{int(m[1]) + 1}.{m[2]}.')],
+}
+
+# Inside a block: source module path -> RepSeg module path (the leaf, e.g. ``weight``, is kept).
+_BLOCK_MODULES = {
+    OFFICIAL: {name: name for name in ('rbr_dense.conv', 'rbr_dense.bn', 'rbr_1x1.conv', 'rbr_1x1.bn',
+                                       'rbr_identity', 'rbr_reparam', 'se.down', 'se.up')},
+    MMPRETRAIN: {'branch_3x3.conv': 'rbr_dense.conv', 'branch_3x3.norm': 'rbr_dense.bn',
+                 'branch_1x1.conv': 'rbr_1x1.conv', 'branch_1x1.norm': 'rbr_1x1.bn',
+                 'branch_norm': 'rbr_identity', 'branch_reparam': 'rbr_reparam',
+                 'se_layer.conv1.conv': 'se.down', 'se_layer.conv2.conv': 'se.up'},
+    # timm's SE (``attn``, SEModule with rd_ratio 1/16, rd_divisor 1) pools globally, has biased 1x1 convs and sits
+    # on the branch sum before the ReLU, on the stem too: the same computation as RepSeg's SEBlock.
+    TIMM: {'conv_kxk.conv': 'rbr_dense.conv', 'conv_kxk.bn': 'rbr_dense.bn',
+           'conv_1x1.conv': 'rbr_1x1.conv', 'conv_1x1.bn': 'rbr_1x1.bn',
+           'identity': 'rbr_identity', 'reparam_conv': 'rbr_reparam',
+           'attn.fc1': 'se.down', 'attn.fc2': 'se.up'},
+}
+
+# The ImageNet classifier, never part of a backbone.
+_CLASSIFIER = {OFFICIAL: re.compile(r'^linear\.'), MMPRETRAIN: re.compile(r'^(head|neck)\.'),
+               TIMM: re.compile(r'^head\.')}
+
+# Keys that only one format has, used to recognise it.
+_SIGNATURES = {
+    MMPRETRAIN: re.compile(r'^(stem\.branch_|stage_[1-4]\.)'),
+    TIMM: re.compile(r'^(stem\.(conv_kxk|conv_1x1|identity|reparam_conv|attn)\.|stages\.)'),
+    OFFICIAL: re.compile(r'^stage[0-4]\.'),
+}
+
+
+def strip_wrappers(state: Dict[str, Tensor]) -> Tuple[Dict[str, Tensor], List[str]]:
+    """Strip DDP's ``module.`` and keep only ``backbone.*`` when the file holds a whole model (mmpretrain, or a
+    RepSeg segmentor). Returns the stripped dict and the keys left out."""
+    state = {re.sub(r'^(module\.)+', '', key): value for key, value in state.items()}
+    if not any(key.startswith('backbone.') for key in state):
+        return state, []
+    kept = {key[len('backbone.'):]: value for key, value in state.items() if key.startswith('backbone.')}
+    return kept, [key for key in state if not key.startswith('backbone.')]
+
+
+def detect_format(keys: List[str], source: str) -> str:
+    """The format whose signature keys appear; official last, as its pattern is the least specific."""
+    for fmt in (MMPRETRAIN, TIMM, OFFICIAL):
+        if any(_SIGNATURES[fmt].match(key) for key in keys):
+            return fmt
+    sample = ', '.join(sorted(keys)[:3]) or 'no keys'
+    raise CheckpointError(f'{source}: not a RepVGG checkpoint in a known format (official, mmpretrain or timm); '
+                          f'first keys: {sample}')
+
+
+def map_key(key: str, fmt: str) -> Optional[str]:
+    """RepSeg's key for ``key`` of format ``fmt``, or None when the key is not a backbone block key of it."""
+    for pattern, make_prefix in _BLOCK_PATTERNS[fmt]:
+        match = pattern.match(key)
+        if match:
+            module, _, leaf = key[match.end():].rpartition('.')
+            target = _BLOCK_MODULES[fmt].get(module)
+            return f'{make_prefix(match)}{target}.{leaf}' if target and leaf else None
+    return None
+
+
+def to_repseg_keys(state: Dict[str, Tensor], source: str) -> Tuple[Dict[str, Tensor], str, List[str]]:
+    """Translate a state dict of any known format to RepSeg's backbone keys.
+
+    Returns (state dict, format, dropped keys). Raises CheckpointError naming the first key that is neither a
+    backbone key nor the classifier, so that nothing is silently ignored.
+    """
+    state, dropped = strip_wrappers(state)
+    fmt = detect_format(list(state), source)
+    out: Dict[str, Tensor] = {}
+    for key, value in state.items():
+        if _CLASSIFIER[fmt].match(key):
+            dropped.append(key)
+            continue
+        target = map_key(key, fmt)
+        if target is None:
+            raise CheckpointError(f'{source}: key {key!r} is not a RepVGG backbone key of the {fmt} format '
+                                  f'(nor its classifier)')
+        if target in out:
+            raise CheckpointError(f'{source}: keys map twice onto {target!r}')
+        out[target] = value
+    return out, fmt, dropped
+
+
+def state_form(state: Dict[str, Tensor], source: str) -> str:
+    """'train' (multi-branch) or 'deploy' (fused); a mixture cannot be loaded into either."""
+    fused = any('.rbr_reparam.' in key for key in state)
+    branched = any('.rbr_dense.' in key or '.rbr_1x1.' in key or '.rbr_identity.' in key for key in state)
+    if fused and branched:
+        raise CheckpointError(f'{source}: mixes train-time (rbr_dense/rbr_1x1) and deploy-time (rbr_reparam) blocks')
+    if not fused and not branched:
+        raise CheckpointError(f'{source}: holds no RepVGG block weights')
+    return 'deploy' if fused else 'train'

@@ -1,0 +1,44 @@
+"""Convert an ImageNet-pretrained RepVGG checkpoint (official, mmpretrain or timm) into RepSeg backbone weights.
+
+    python tools/import_pretrained.py checkpoints/RepVGG-B2-train.pth checkpoints/repseg_b2_backbone.pth
+
+DST is a plain state dict in RepSeg's backbone keys, for ``backbone=dict(init_cfg=dict(type='Pretrained',
+checkpoint=DST))``. See docs/pretrained.md.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from repseg.checkpoint import load_backbone_checkpoint
+from repseg.utils import CheckpointError, atomic_torch_save
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='checkpoint to import (.pth; read with weights_only=True)')
+    parser.add_argument('dst', help='where to write the RepSeg backbone state dict (written atomically)')
+    parser.add_argument('--arch', help='expected arch, e.g. B2 or RepVGG-B2; fails if the file does not fit it')
+    parser.add_argument('--to-deploy', action='store_true', help='write the fused (re-parameterized) form')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if Path(args.dst).resolve() == Path(args.src).resolve():
+            raise CheckpointError(f'{args.dst}: DST is the source file; choose another path')
+        state, info = load_backbone_checkpoint(args.src, arch=args.arch, to_deploy=args.to_deploy)
+        atomic_torch_save(state, args.dst)
+    except (CheckpointError, ValueError, OSError) as err:
+        print(f'import_pretrained: error: {err}', file=sys.stderr)
+        return 1
+    print(f'format: {info.format} ({info.source_form}-time)')
+    print(f'arch: RepVGG-{info.arch}')
+    print(f'tensors: {info.num_tensors} ({info.form}-time{", fused" if info.form != info.source_form else ""})')
+    print(f'dropped: {", ".join(info.dropped) if info.dropped else "nothing"}')
+    print(f'wrote: {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
