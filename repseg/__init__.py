@@ -5,7 +5,7 @@ in MMSegmentation's registries.
 """
 import warnings
 
-# mmengine 0.10.7 resolves `mmseg::` configs through pkg_resources (hence setuptools<81); its deprecation notice is noise.
+# mmengine 0.10.7 resolves `mmseg::` configs through pkg_resources (hence setuptools<81): its deprecation is noise.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from . import mmcv_compat  # noqa: E402

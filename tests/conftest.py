@@ -1,16 +1,29 @@
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
-import repseg  # noqa: F401  (compat layer + registry)
+import repseg  # noqa: F401  (first: the mmcv-lite compat layer must precede any mmseg import)
+
+# isort: split
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
+
+from repseg.apis import sync_bn_to_bn
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
 CITYSCAPES_SAMPLE = SHARED_DATA / 'cityscapes_sample'
 DEMO_FRAME = SHARED_DATA / 'cityscapes_demo_1024x512.png'
+FRAME = CITYSCAPES_SAMPLE / 'leftImg8bit' / 'val' / 'frankfurt' / 'frankfurt_000000_000294_leftImg8bit.png'
+LABELS = CITYSCAPES_SAMPLE / 'gtFine' / 'val' / 'frankfurt' / 'frankfurt_000000_000294_gtFine_labelTrainIds.png'
+SAMPLE_CONFIG = REPO / 'configs' / 'pspnet_repvgg_a0_sample.py'
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 register_all_modules(init_default_scope=True)  # as MMSegmentation's own tools do
@@ -35,3 +48,38 @@ def shared_data() -> Path:
     if not CITYSCAPES_SAMPLE.is_dir():
         pytest.skip(f'shared test data not found at {SHARED_DATA}')
     return SHARED_DATA
+
+
+def train_sample_checkpoint(path: Path, steps: int = 3) -> Path:
+    """PSPNet-RepVGG-A0 from the sample config, a few SGD steps in train mode on the real 256x128 frame and its
+    mirror, saved as an mmengine-style checkpoint: BN statistics and weights have moved away from their init."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(str(SAMPLE_CONFIG))
+    model = MODELS.build(sync_bn_to_bn(cfg.model.to_dict()))
+    model.init_weights()
+    model.train()
+    img, lab = cv2.imread(str(FRAME)), cv2.imread(str(LABELS), cv2.IMREAD_UNCHANGED)
+    inputs, samples = [], []
+    for i, l in ((img, lab), (img[:, ::-1], lab[:, ::-1])):
+        inputs.append(torch.from_numpy(np.ascontiguousarray(i.transpose(2, 0, 1))))
+        sample = SegDataSample(metainfo=dict(img_shape=l.shape, ori_shape=l.shape, pad_shape=l.shape))
+        sample.gt_sem_seg = PixelData(data=torch.from_numpy(np.ascontiguousarray(l))[None].long())
+        samples.append(sample)
+    # training=False: normalize without padding to the 256x256 training crop (cheaper, same statistics)
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=False)
+    optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(steps):
+        loss, _ = model.parse_losses(model.loss(data['inputs'], data['data_samples']))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    torch.save(dict(meta=dict(iter=steps, seed=0), state_dict=model.state_dict()), path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def sample_checkpoint(tmp_path_factory) -> Path:
+    """One trained sample checkpoint shared by the deploy, inference and ONNX tests."""
+    if not FRAME.is_file():
+        pytest.skip(f'shared test data not found at {CITYSCAPES_SAMPLE}')
+    return train_sample_checkpoint(tmp_path_factory.mktemp('train') / 'iter_3.pth')

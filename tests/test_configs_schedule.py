@@ -4,12 +4,11 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS, PARAM_SCHEDULERS
-
-from conftest import REPO
 
 CONFIGS = sorted(glob.glob(str(REPO / 'configs' / '*.py')) + glob.glob(str(REPO / 'configs' / 'baselines' / '*.py')))
 CITYSCAPES_CONFIGS = [c for c in CONFIGS if not c.endswith('_sample.py')]

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO, randomize_bn
 from mmseg.registry import MODELS
 
 import repseg
@@ -19,7 +20,6 @@ from repseg.checkpoint import (convert_checkpoint, expected_shapes, fitting_arch
                                load_pretrained_backbone)
 from repseg.models.backbones import ARCH_SETTINGS
 from repseg.utils import CheckpointError
-from conftest import REPO, randomize_bn
 
 ALL_STAGES = (0, 1, 2, 3, 4)
 EXACT_TOL = 1e-5  # renamed weights: the outputs must agree to float rounding
@@ -223,8 +223,8 @@ def test_missing_and_unexpected_keys_are_listed(a0, tmp_path):
         load_pretrained_backbone(build(), tmp_path / 'bad.pth')
 
 
-def test_train_file_fuses_into_deploy_backbone_and_deploy_file_refuses_train_backbone(a0, a0_official_train,
-                                                                                     tmp_path):
+def test_train_file_fuses_into_deploy_backbone_and_deploy_file_refuses_train_backbone(
+        a0, a0_official_train, tmp_path):
     model = build(deploy=True, init_cfg=dict(type='Pretrained', checkpoint=str(a0_official_train)))
     model.init_weights()
     assert_outputs_close(a0.ref['train'], run(model, a0.x), FUSED_TOL, 'fused on load')

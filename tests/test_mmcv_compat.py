@@ -20,7 +20,8 @@ def test_mmseg_models_import_and_shim_state():
 @pytest.mark.skipif(mmcv_compat.has_compiled_mmcv(), reason='compiled mmcv present: the layer is inactive')
 def test_other_ops_raise_module_not_found_naming_the_op():
     from mmcv import ops
-    with pytest.raises(ModuleNotFoundError, match=r'mmcv\.ops\.CrissCrossAttention needs compiled mmcv ops.*mmcv==2\.1\.0'):
+    match = r'mmcv\.ops\.CrissCrossAttention needs compiled mmcv ops.*mmcv==2\.1\.0'
+    with pytest.raises(ModuleNotFoundError, match=match):
         ops.CrissCrossAttention
     # MMSegmentation's own guards keep working: the head imports, with the op set to None
     from mmseg.models.decode_heads import cc_head, psa_head

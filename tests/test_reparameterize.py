@@ -3,11 +3,11 @@ import copy
 
 import pytest
 import torch
+from conftest import randomize_bn
 from mmseg.registry import MODELS
 
 import repseg
 from repseg.models.backbones import ARCH_SETTINGS, RepVGGBlock
-from conftest import randomize_bn
 
 PSP = dict(strides=(2, 2, 2, 1, 1), dilations=(1, 1, 1, 2, 4))
 LAYOUTS = {'os32': {}, 'os8': PSP, 'os8-fast': dict(fast=True, **PSP)}

@@ -6,7 +6,6 @@ import torch
 from mmseg.registry import MODELS
 
 from repseg.models.backbones import ARCH_SETTINGS, RepVGG, RepVGGBlock
-from conftest import randomize_bn
 
 # FACTS.md 1: stage 0..4 channels
 CHANNELS = {

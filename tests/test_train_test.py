@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from mmseg.datasets import CityscapesDataset
 from mmseg.evaluation import IoUMetric
 
-from repseg.engine import allow_runner_checkpoints
 from repseg.datasets.labels import id_to_train_id_lut
+from repseg.engine import allow_runner_checkpoints
 from repseg.evaluation import CityscapesLabelIdWriter
-from conftest import REPO
 
 FRAME = 'frankfurt_000000_000294'
 
@@ -164,4 +164,5 @@ def test_train_bad_input_gives_one_line_error(shared_data, tmp_path, args, messa
 def test_test_tool_missing_checkpoint(shared_data, tmp_path):
     cfg = write_test_config(tmp_path, shared_data)
     result = run_tool('test.py', cfg, 'nope.pth', cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == 'error: nope.pth: no such checkpoint file'
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == 'error: nope.pth: no such checkpoint file'

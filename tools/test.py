@@ -5,8 +5,9 @@
 import argparse
 import os
 
-import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from mmengine.config import DictAction
+
+import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.engine import load_config, run_cli, test
 
 

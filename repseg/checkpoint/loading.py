@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 

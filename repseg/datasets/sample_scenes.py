@@ -21,8 +21,8 @@ Color = Tuple[float, float, float]
 Poly = np.ndarray  # (N, 2) float pixel coordinates
 
 ROAD, SIDEWALK, BUILDING, WALL, FENCE = (LABEL_ID[n] for n in ('road', 'sidewalk', 'building', 'wall', 'fence'))
-POLE, LIGHT, SIGN, VEGETATION, TERRAIN = (LABEL_ID[n] for n in ('pole', 'traffic light', 'traffic sign',
-                                                                 'vegetation', 'terrain'))
+POLE, LIGHT, SIGN, VEGETATION, TERRAIN = (
+    LABEL_ID[n] for n in ('pole', 'traffic light', 'traffic sign', 'vegetation', 'terrain'))
 SKY, PERSON, CAR, TRUCK, BUS = (LABEL_ID[n] for n in ('sky', 'person', 'car', 'truck', 'bus'))
 EGO = LABEL_ID['ego vehicle']  # trainId 255: the ignore label shows up in the maps as it does in Cityscapes
 

@@ -10,7 +10,6 @@ from typing import Optional
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmcv.transforms import LoadImageFromFile as _LoadImageFromFile
-
 from mmseg.datasets.transforms import LoadAnnotations as _LoadAnnotations
 from mmseg.registry import TRANSFORMS
 

@@ -42,8 +42,10 @@ def merge_checked_options(cfg: Config, options: Optional[Dict[str, Any]], source
                 node = node[part]
                 continue
             parent = '.'.join(parts[:depth]) or '<top level>'
-            if leaf and isinstance(node, dict) and (_accepts(node.get('type'), part) or (depth == 0 and part in _RUNNER_KEYS)):
+            accepted = _accepts(node.get('type'), part) if isinstance(node, dict) else False
+            if leaf and isinstance(node, dict) and (accepted or (depth == 0 and part in _RUNNER_KEYS)):
                 break
-            known = ', '.join(sorted(map(str, node.keys()))[:12]) if isinstance(node, dict) else f'{len(node)} items'
+            known = (', '.join(sorted(map(str, node.keys()))[:12]) if isinstance(node, dict)
+                     else f'{len(node)} items')
             raise KeyError(f'--cfg-options {dotted}: {source} has no key {part!r} under {parent} (it has: {known})')
     cfg.merge_from_dict(options)

@@ -2,8 +2,9 @@
 
 mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; since torch 2.6 that means ``weights_only=True``,
 which refuses the non-tensor objects a runner checkpoint holds (the message hub's ``HistoryBuffer``, numpy scalars
-in the logged metrics, HistoryBuffer's statistics methods by ``getattr``). Rather than ``weights_only=False``, which would run any code a file carries, these few
-types are allow-listed for the duration of a train or test run; everything else stays refused.
+in the logged metrics, HistoryBuffer's statistics methods by ``getattr``). Rather than ``weights_only=False``,
+which would run any code a file carries, these few types are allow-listed for the duration of a train or test run;
+everything else stays refused.
 """
 import contextlib
 import pickle

@@ -52,4 +52,3 @@ def evaluate_official(pred_files: Sequence[str], gt_files: Sequence[str]) -> Dic
         raise RuntimeError(f'cityscapesscripts evaluation failed: {out.getvalue().strip().splitlines()[-1]}') from None
     class_iou = {name: 100 * score for name, score in results['classScores'].items() if not np.isnan(score)}
     return dict(mIoU=100 * cs_eval.getScoreAverage(results['classScores'], args), class_iou=class_iou)
-

@@ -49,6 +49,9 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs get the mode open() would give
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,66 @@
+"""Images and folders in, colour masks, overlays and trainId PNGs out (what tools/infer.py does)."""
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+from mmengine.utils import ProgressBar
+from torch import nn
+
+from repseg.utils.io import atomic_write
+from .inference import inference, load_image
+from .visualize import colorize, overlay
+
+IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'})
+OUTPUT_KINDS = ('color', 'overlay', 'trainIds')
+
+
+def collect_images(inputs: Sequence[Union[str, Path]]) -> List[Tuple[Path, Path]]:
+    """(image, output stem) pairs: a file keeps its stem, a folder's images (recursive, sorted) their path relative
+    to the folder. Two inputs that would write the same output are refused before anything runs."""
+    pairs: List[Tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f'{item}: folder holds no images ({", ".join(sorted(IMAGE_SUFFIXES))})')
+            pairs += [(p, p.relative_to(item).with_suffix('')) for p in found]
+        elif item.is_file():
+            pairs.append((item, Path(item.stem)))
+        else:
+            raise FileNotFoundError(f'{item}: no such image file or folder')
+    seen: Dict[Path, Path] = {}
+    for src, stem in pairs:
+        if stem in seen:
+            raise ValueError(f'{src} and {seen[stem]} would both write {stem}_*.png; pass them in separate runs')
+        seen[stem] = src
+    return pairs
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Atomic PNG write (a crash never leaves a truncated mask)."""
+    ok, data = cv2.imencode('.png', image)
+    if not ok:
+        raise ValueError(f'{path}: cannot encode an image of shape {image.shape} as PNG')
+    with atomic_write(path, 'wb') as handle:
+        handle.write(data.tobytes())
+
+
+def infer_to_dir(model: nn.Module, inputs: Sequence[Union[str, Path]], out_dir: Union[str, Path],
+                 opacity: float = 0.5) -> List[Path]:
+    """Segment every input image and write ``STEM_color.png`` (Cityscapes palette), ``STEM_overlay.png`` and
+    ``STEM_trainIds.png`` under ``out_dir``; returns the written paths. Shows a progress bar."""
+    pairs = collect_images(inputs)
+    out_dir = Path(out_dir)
+    written: List[Path] = []
+    bar = ProgressBar(len(pairs))
+    for src, stem in pairs:
+        image = load_image(src)
+        pred = inference(model, image)
+        outputs = dict(color=colorize(pred), overlay=overlay(image, pred, opacity), trainIds=pred)
+        for kind in OUTPUT_KINDS:
+            path = out_dir / f'{stem}_{kind}.png'
+            write_png(path, outputs[kind])
+            written.append(path)
+        bar.update()
+    return written

@@ -1,0 +1,35 @@
+"""Segment images or folders: colour masks (Cityscapes palette), overlays and trainId PNGs.
+
+    python tools/infer.py CONFIG CHECKPOINT img.png more_images/ --out-dir out/
+
+Works with the training config + checkpoint and with DIR/deploy_config.py + DIR/deploy.pth alike. For each input
+image STEM it writes STEM_color.png, STEM_overlay.png and STEM_trainIds.png (a folder's images keep their relative
+paths). The Python API is repseg.apis (init_segmentor, inference, colorize, overlay).
+"""
+import argparse
+
+import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
+from repseg.apis import infer_to_dir, init_segmentor
+from repseg.engine import run_cli
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Segment images with a trained segmentor')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('inputs', nargs='+', help='image files and/or folders (searched recursively)')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--opacity', type=float, default=0.5, help='weight of the colour mask in the overlay')
+    parser.add_argument('--device', default='cpu')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    model = init_segmentor(args.config, args.checkpoint, device=args.device)
+    written = infer_to_dir(model, args.inputs, args.out_dir, opacity=args.opacity)
+    print(f'\nwrote {len(written)} files to {args.out_dir}')
+
+
+if __name__ == '__main__':
+    run_cli(main)
