@@ -39,7 +39,7 @@ val_dataloader = dict(batch_size=1, num_workers=1, persistent_workers=True,
                       dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 600
+max_iters = 400
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
 # mmengine's PolyLR decays over end - begin - 1 steps; end=max_iters + 1 gives the paper's lr * (1 - t / max_iters)^0.9
 param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters + 1, by_epoch=False)]

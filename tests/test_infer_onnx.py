@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import FRAME, REPO, SAMPLE_CONFIG
+from conftest import DEMO_FRAME, FRAME, REPO, SAMPLE_CONFIG
+from mmengine.config import ConfigDict
 
-from repseg.apis import CITYSCAPES_PALETTE, colorize, inference, init_segmentor, overlay
+from repseg.apis import CITYSCAPES_PALETTE, colorize, inference, init_segmentor, overlay, segment
 from repseg.deploy import TensorModeLogits, convert_to_deploy, export_onnx
+from repseg.runtime import with_runtime
 
 
 def onnx_modules():
@@ -72,6 +74,33 @@ def test_infer_cli_writes_masks_overlays_and_trainids(pair, tmp_path):
     assert np.array_equal(ids, expected)
     assert np.array_equal(cv2.imread(f'{stem}_color.png'), colorize(expected))
     assert cv2.imread(f'{stem}_overlay.png').shape == (128, 256, 3)
+
+
+def test_fast_runtime_in_inference_matches_eager(pair, tmp_path):
+    """The deploy runtime selected in tools/infer.py gives the eager predictions, also through sliding windows."""
+    pytest.importorskip('onnxruntime')
+    _, deploy = pair
+    eager = init_segmentor(deploy / 'deploy_config.py', deploy / 'deploy.pth')
+    fast = with_runtime(init_segmentor(deploy / 'deploy_config.py', deploy / 'deploy.pth'), 'onnxruntime')
+    image = cv2.imread(str(DEMO_FRAME))[::2, ::2].copy()  # real 512x256 frame
+    ref, out = segment(eager, image).seg_logits.data, segment(fast, image).seg_logits.data
+    assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
+    assert (ref.argmax(0) == out.argmax(0)).float().mean() >= 0.9999
+    for model in (eager, fast):  # sliding 129x129 windows: one ONNX model serves every window of that size
+        model.test_cfg = ConfigDict(mode='slide', crop_size=(129, 129), stride=(86, 86))
+    slid_ref, slid = segment(eager, image).seg_logits.data, segment(fast, image).seg_logits.data
+    assert (slid - slid_ref).abs().max() <= 1e-4 * slid_ref.abs().max()
+    with pytest.raises(ValueError, match="runtime 'tensorrt': expected one of eager"):
+        with_runtime(eager, 'tensorrt')
+    proc = subprocess.run([sys.executable, 'tools/infer.py', str(deploy / 'deploy_config.py'),
+                           str(deploy / 'deploy.pth'), str(FRAME), '--out-dir', str(tmp_path / 'o'),
+                           '--runtime', 'onnxruntime'], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ids = torch.from_numpy(cv2.imread(str(tmp_path / 'o' / f'{FRAME.stem}_trainIds.png'), cv2.IMREAD_UNCHANGED))
+    logits = segment(init_segmentor(deploy / 'deploy_config.py', deploy / 'deploy.pth'), FRAME).seg_logits.data
+    # a barely trained model has near-tied classes: any pixel that differs must be a tie within the logit tolerance
+    chosen = logits.gather(0, ids.long()[None])[0]
+    assert (logits.max(0).values - chosen).max() <= 1e-4 * logits.abs().max()
 
 
 def test_onnx_export_matches_pytorch(pair, tmp_path):

@@ -11,6 +11,7 @@ import argparse
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.apis import infer_to_dir, init_segmentor
 from repseg.engine import run_cli
+from repseg.runtime import RUNTIMES, with_runtime
 
 
 def parse_args() -> argparse.Namespace:
@@ -21,12 +22,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--opacity', type=float, default=0.5, help='weight of the colour mask in the overlay')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--runtime', default='eager', choices=sorted(RUNTIMES),
+                        help='deploy runtime for the network (docs/benchmark.md: onnxruntime is fastest on CPU)')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    model = init_segmentor(args.config, args.checkpoint, device=args.device)
+    model = with_runtime(init_segmentor(args.config, args.checkpoint, device=args.device), args.runtime)
     written = infer_to_dir(model, args.inputs, args.out_dir, opacity=args.opacity)
     print(f'\nwrote {len(written)} files to {args.out_dir}')
 

@@ -1,0 +1,41 @@
+"""Multiply-adds per image, counted on a shape-only (meta-device) copy of the model, so counting costs no forward
+pass at 713x713 (mmengine's FlopAnalyzer traces a real forward and rejects meta tensors).
+
+Counted: every Conv2d and Linear (out elements x in-channels/groups x kernel taps), the convention of mmengine's
+FlopAnalyzer / fvcore (one multiply-add = one 'flop'). Its other entries (BN, pooling, resize) are < 0.5% of a
+PSPNet's count and are left out; tests/test_benchmark.py checks the conv counts agree.
+"""
+import copy
+from typing import Dict
+
+import torch
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, example: Tensor) -> Dict[str, float]:
+    """GMACs per image of ``model`` on ``example``'s shape, in total and for its ``backbone`` submodule if any."""
+    shadow = copy.deepcopy(model).to('meta')
+    macs: Dict[str, int] = {}
+
+    def hook(name: str):
+        def record(module: nn.Module, inputs, output: Tensor) -> None:
+            if isinstance(module, nn.Conv2d):
+                taps = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+            else:
+                taps = module.in_features
+            macs[name] = macs.get(name, 0) + output.numel() * taps
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in shadow.named_modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        shadow(torch.empty(example.shape, dtype=example.dtype, device='meta'))
+    finally:
+        for handle in handles:
+            handle.remove()
+    batch = example.shape[0]
+    out = {'gmacs': sum(macs.values()) / batch / 1e9}
+    if any(n.startswith('backbone.') for n, _ in shadow.named_modules()):
+        out['backbone_gmacs'] = sum(v for n, v in macs.items() if n.startswith('backbone.')) / batch / 1e9
+    return out

@@ -1,0 +1,158 @@
+"""benchmark.json, benchmark.md and benchmark.png from the records, written atomically."""
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from repseg.utils.io import atomic_write
+
+#: The issue's targets (docs/benchmark.md): deploy/train speed for B1g2-fast, fastest deploy vs stock R50-D8,
+#: deploy backbone vs the 3x3-conv ceiling.
+TARGET_DEPLOY_SPEEDUP = 1.25
+TARGET_VS_R50 = 1.0
+TARGET_CEILING = 0.60
+FAST_MODEL = 'pspnet_repvgg_b1g2_fast'
+R50_MODEL = 'pspnet_r50-d8'
+
+
+def machine_name() -> str:
+    """CPU model (lscpu / /proc/cpuinfo) and logical CPU count, or the GPU name when CUDA is used."""
+    name = ''
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
+        name = next((line.split(':', 1)[1].strip() for line in out.splitlines() if line.startswith('Model name')), '')
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if not name:
+        try:
+            with open('/proc/cpuinfo') as info:
+                name = next((line.split(':', 1)[1].strip() for line in info if line.startswith('model name')), '')
+        except OSError:
+            pass
+    import os
+    return f'{name or platform.processor() or "unknown CPU"}, {os.cpu_count()} logical CPUs'
+
+
+def write_reports(recs: List[Dict[str, Any]], out_dir: str, meta: Dict[str, Any]) -> List[Path]:
+    """Write the three files; returns their paths."""
+    out = Path(out_dir)
+    paths = [out / 'benchmark.json', out / 'benchmark.md', out / 'benchmark.png']
+    with atomic_write(paths[0], 'w') as handle:
+        json.dump(recs, handle, indent=1)
+    with atomic_write(paths[1], 'w') as handle:
+        handle.write(markdown(recs, meta))
+    with atomic_write(paths[2], 'wb') as handle:
+        chart(recs, meta, handle)
+    return paths
+
+
+def _fmt(value: Optional[float], spec: str = '.2f', suffix: str = '') -> str:
+    return '-' if value is None else f'{value:{spec}}{suffix}'
+
+
+def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
+    ok = [r for r in recs if 'images_per_s' in r]
+    baselines = sorted({b for r in ok for b in r.get('speed_vs_baseline', {})})
+    ceiling = next((r['ceiling_gflops_per_s'] for r in ok if 'ceiling_gflops_per_s' in r), None)
+    by_rt = next((r['ceiling_gflops_per_s_by_runtime'] for r in ok if 'ceiling_gflops_per_s_by_runtime' in r), {})
+    by_rt_s = ', '.join(f'{k} {v:.0f}' for k, v in by_rt.items())
+    lines = [f'# Benchmark: {meta.get("machine", "")}', '',
+             f'{meta.get("device", "cpu")}, input {meta["shape"][0]}x{meta["shape"][1]}, batch {meta["batch"]}, '
+             f'{meta["repeats"]} interleaved repeats, {meta.get("threads")} threads, fp32, eval, inference_mode; '
+             f'torch {meta.get("torch", "")}. Dense 3x3-conv ceiling (same run, the fastest of: {by_rt_s}): '
+             f'{_fmt(ceiling, ".1f")} GFLOP/s. Peak memory: process peak RSS during the timed calls '
+             f'(+ the part above what was resident before them).', '',
+             '`command`: ' + meta.get('command', ''), '']
+    header = ['model', 'form', 'runtime', 'images/s (median, min-max)', 'latency ms', 'peak mem MB (+activ.)',
+              'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train', *[f'vs {b} eager' for b in baselines],
+              'parity (rel)']
+    for part, title in (('model', 'End to end (backbone + PSP head + resize)'), ('backbone', 'Backbone only')):
+        rows = [r for r in recs if r.get('part') == part]
+        if not rows:
+            continue
+        lines += [f'## {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+        for r in rows:
+            if 'error' in r:
+                lines.append(f'| {r["model"]} | {r["form"]} | {r["runtime"]} | failed: {r["error"]} |')
+                continue
+            par = r.get('parity') or r.get('reparam_parity')
+            par_s = '-' if not par else f'{par["rel_diff"]:.1e} {"ok" if par["ok"] else "FAIL"}'
+            if r.get('reparam_parity') and r.get('parity') is None:
+                par_s += ' (vs train)'
+            cells = [r['model'], r['form'], r['runtime'],
+                     f'{r["images_per_s"]:.3g} ({r["images_per_s_min"]:.3g}-{r["images_per_s_max"]:.3g})',
+                     f'{r["latency_ms"]:.0f}', f'{r["peak_mem_mb"]:.0f} (+{r["peak_mem_delta_mb"]:.0f})',
+                     _fmt(r.get('params_m')), _fmt(r.get('gmacs'), '.1f'), _fmt(r.get('gflops_per_s'), '.1f'),
+                     _fmt(None if r.get('ceiling_ratio') is None else 100 * r['ceiling_ratio'], '.0f', '%'),
+                     _fmt(r.get('speedup_vs_train'), '.2f', 'x'),
+                     *[_fmt(r.get('speed_vs_baseline', {}).get(b), '.2f', 'x') for b in baselines], par_s]
+            lines.append('| ' + ' | '.join(cells) + ' |')
+        lines.append('')
+    lines += targets_md(recs)
+    return '\n'.join(lines) + '\n'
+
+
+def targets(recs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The issue's targets evaluated on these records (None where a record needed for one is missing)."""
+    ok = [r for r in recs if 'images_per_s' in r]
+    found = []
+    for r in ok:
+        if r['form'] == 'deploy' and r['runtime'] == 'eager' and r['part'] == 'model' and 'speedup_vs_train' in r:
+            need = TARGET_DEPLOY_SPEEDUP if r['model'] == FAST_MODEL else 1.0
+            found.append(dict(target=f'{r["model"]}: deploy faster than train (eager), >= {need:.2f}x',
+                              value=r['speedup_vs_train'], met=r['speedup_vs_train'] >= need))
+            found.append(dict(target=f'{r["model"]}: deploy peak memory below train', value=r['mem_ratio_vs_train'],
+                              met=r['mem_ratio_vs_train'] < 1.0))
+    fast = [r for r in ok if r['model'] == FAST_MODEL and r['form'] == 'deploy' and r['part'] == 'model'
+            and R50_MODEL in r.get('speed_vs_baseline', {})]
+    if fast:
+        best = max(fast, key=lambda r: r['images_per_s'])
+        value = best['speed_vs_baseline'][R50_MODEL]
+        found.append(dict(target=f'{FAST_MODEL} deploy, fastest runtime ({best["runtime"]}) vs {R50_MODEL} eager, '
+                                 f'>= {TARGET_VS_R50:.1f}x', value=value, met=value >= TARGET_VS_R50))
+    for model in sorted({r['model'] for r in ok if r['form'] == 'deploy' and r['part'] == 'backbone'}):
+        rows = [r for r in ok if r['model'] == model and r['form'] == 'deploy' and r['part'] == 'backbone'
+                and 'ceiling_ratio' in r]
+        if rows:
+            best = max(rows, key=lambda r: r['ceiling_ratio'])
+            found.append(dict(target=f'{model} deploy backbone ({best["runtime"]}) >= {TARGET_CEILING:.0%} of the '
+                                     f'3x3-conv ceiling', value=best['ceiling_ratio'],
+                              met=best['ceiling_ratio'] >= TARGET_CEILING))
+    return found
+
+
+def targets_md(recs: List[Dict[str, Any]]) -> List[str]:
+    rows = targets(recs)
+    if not rows:
+        return []
+    lines = ['## Targets', '', '| target | value | met |', '|---|---|---|']
+    lines += [f'| {t["target"]} | {t["value"]:.2f} | {"yes" if t["met"] else "NO"} |' for t in rows]
+    return lines + ['']
+
+
+def chart(recs: List[Dict[str, Any]], meta: Dict[str, Any], handle) -> None:
+    """Images/s and peak memory per model, form and runtime (end to end)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = [r for r in recs if r.get('part') == 'model' and 'images_per_s' in r]
+    colors = {'train': '#999999', 'deploy': '#1f77b4', 'baseline': '#d62728'}
+    labels = [f'{r["model"].replace("pspnet_", "")} {r["form"]} {r["runtime"]}' for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * max(len(rows), 4) + 1.5), sharey=True)
+    ys = range(len(rows))
+    speed = [r['images_per_s'] for r in rows]
+    err = [[r['images_per_s'] - r['images_per_s_min'] for r in rows],
+           [r['images_per_s_max'] - r['images_per_s'] for r in rows]]
+    axes[0].barh(ys, speed, xerr=err, color=[colors[r['form']] for r in rows])
+    axes[0].set_xlabel('images/s (median, min-max)')
+    axes[1].barh(ys, [r['peak_mem_mb'] for r in rows], color=[colors[r['form']] for r in rows])
+    axes[1].set_xlabel('peak memory MB')
+    axes[0].set_yticks(list(ys))
+    axes[0].set_yticklabels(labels, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(f'{meta.get("machine", "")}: {meta["shape"][0]}x{meta["shape"][1]}, batch {meta["batch"]}',
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(handle, format='png', dpi=110)
+    plt.close(fig)

@@ -1,0 +1,56 @@
+"""Speed, peak memory and efficiency of the RepVGG PSPNets (train and deploy form) against MMSegmentation's
+ResNet PSPNets (conv-BN fused), interleaved in one run; writes DIR/benchmark.{json,md,png}.
+
+    python tools/benchmark.py --out work_dirs/benchmark                         # defaults: 713x713, batch 1
+    python tools/benchmark.py --shape 257 257 --repeats 5 --runtime eager,onnxruntime --out /tmp/bench
+    python tools/benchmark.py --configs configs/pspnet_repvgg_a0.py --shape 65 65 --repeats 1 --out /tmp/b
+"""
+import argparse
+import shlex
+import sys
+
+from repseg.benchmark import DEFAULT_CONFIGS, machine_name, run_benchmark, write_reports
+from repseg.benchmark.suite import BACKBONE_CHOICES
+from repseg.engine import run_cli
+from repseg.runtime import RUNTIMES
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark RepVGG PSPNets against ResNet PSPNets')
+    parser.add_argument('--configs', nargs='+', default=list(DEFAULT_CONFIGS),
+                        help='segmentor configs; RepVGG ones run in train and deploy form, others as fused baselines')
+    parser.add_argument('--shape', nargs=2, type=int, default=[713, 713], metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=5, help='timed calls per model, interleaved across models')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed calls per model before timing')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda')
+    parser.add_argument('--runtime', default='eager,onnxruntime',
+                        help='comma-separated, for deploy and baseline forms (train runs eager): '
+                             + ', '.join(RUNTIMES))
+    parser.add_argument('--backbone', default='auto', choices=BACKBONE_CHOICES,
+                        help='deploy backbones also measured alone, for the 3x3-conv ceiling ratio: auto (the first '
+                             'RepVGG config), all, none')
+    parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: all CPUs)')
+    parser.add_argument('--out', required=True, help='output directory for benchmark.json/.md/.png and logs/')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+    recs = run_benchmark(args.configs, args.out, shape=tuple(args.shape), batch=args.batch, repeats=args.repeats,
+                         device=args.device, runtimes=args.runtime.split(','), backbone=args.backbone,
+                         warmup=args.warmup, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
+    threads = recs[0]['threads'] if recs else args.threads
+    machine = torch.cuda.get_device_name() if args.device.startswith('cuda') else machine_name()
+    for rec in recs:
+        rec['machine'] = machine
+    meta = dict(machine=machine, device=args.device, shape=args.shape, batch=args.batch, repeats=args.repeats,
+                threads=threads, torch=torch.__version__,
+                command='python ' + ' '.join(shlex.quote(a) for a in sys.argv))
+    for path in write_reports(recs, args.out, meta):
+        print(path)
+
+
+if __name__ == '__main__':
+    run_cli(main)
