@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from repseg.engine import allow_runner_checkpoints
-from repseg.utils.io import CheckpointError, safe_torch_load
+from repseg.utils.io import CheckpointError, safe_torch_load, unwrap_state_dict
 
 StateDict = Dict[str, Tensor]
 
@@ -19,15 +19,8 @@ def read_checkpoint(path: Any) -> Tuple[StateDict, Dict[str, Any]]:
     """
     with allow_runner_checkpoints():
         obj = safe_torch_load(path)
-    if not isinstance(obj, dict):
-        raise CheckpointError(f'{path}: holds a {type(obj).__name__}, expected a dict of tensors')
-    meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else {}
-    state = obj.get('state_dict', obj.get('model', obj))
-    if not isinstance(state, dict) or not state:
-        raise CheckpointError(f'{path}: no state dict found (expected a `state_dict` entry or a bare state dict)')
-    bad = next((k for k, v in state.items() if not isinstance(v, Tensor)), None)
-    if bad is not None:
-        raise CheckpointError(f'{path}: state dict entry {bad!r} is a {type(state[bad]).__name__}, not a tensor')
+    meta = obj.get('meta') if isinstance(obj, dict) and isinstance(obj.get('meta'), dict) else {}
+    state = unwrap_state_dict(obj, str(path))
     if all(k.startswith('module.') for k in state):
         state = {k[len('module.'):]: v for k, v in state.items()}
     return dict(state), dict(meta)

@@ -5,12 +5,12 @@ refused before anything runs. Loading into a backbone is strict: a wrong arch or
 """
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from ..utils.io import CheckpointError, PathLike, safe_torch_load
+from ..utils.io import CheckpointError, PathLike, safe_torch_load, unwrap_state_dict
 from .archs import canonical_arch, closest_arch, expected_shapes, fitting_archs, mismatches, shape_map
 from .formats import state_form, to_repseg_keys
 from .fusion import fuse_state_dict
@@ -39,26 +39,6 @@ class ImportInfo:
 def _abbrev(keys: List[str], limit: int = MAX_LISTED) -> str:
     more = f', and {len(keys) - limit} more' if len(keys) > limit else ''
     return ', '.join(keys[:limit]) + more
-
-
-def unwrap_state_dict(obj: Any, source: str) -> Dict[str, Tensor]:
-    """The tensor dict inside ``obj``: itself, or under ``state_dict`` / ``model`` (nested up to 3 levels)."""
-    for _ in range(3):
-        if not isinstance(obj, Mapping) or all(isinstance(v, Tensor) for v in obj.values()):
-            break
-        inner = next((obj[k] for k in ('state_dict', 'model') if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            break
-        obj = inner
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f'{source}: holds {type(obj).__name__ if obj is not None else "None"}'
-                              f'{" (empty)" if isinstance(obj, Mapping) else ""}, expected a state dict '
-                              f'(bare or under "state_dict" / "model")')
-    for key, value in obj.items():
-        if not isinstance(key, str) or not isinstance(value, Tensor):
-            raise CheckpointError(f'{source}: entry {key!r} holds a {type(value).__name__}, expected a tensor '
-                                  f'(keys "state_dict" or "model" are unwrapped)')
-    return dict(obj)
 
 
 def _resolve_arch(state: Dict[str, Tensor], deploy: bool, arch: Optional[str], source: str) -> str:

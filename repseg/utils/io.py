@@ -5,9 +5,10 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Dict, Iterator, Mapping, Union
 
 import torch
+from torch import Tensor
 
 PathLike = Union[str, os.PathLike]
 
@@ -36,6 +37,26 @@ def safe_torch_load(path: PathLike, map_location: Union[str, torch.device] = 'cp
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0].split('. ')[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f'{path}: not a readable PyTorch checkpoint, truncated or corrupt ({first})') from None
+
+
+def unwrap_state_dict(obj: Any, source: str) -> Dict[str, Tensor]:
+    """The tensor dict inside ``obj``: itself, or under ``state_dict`` / ``model`` (nested up to 3 levels)."""
+    for _ in range(3):
+        if not isinstance(obj, Mapping) or all(isinstance(v, Tensor) for v in obj.values()):
+            break
+        inner = next((obj[k] for k in ('state_dict', 'model') if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f'{source}: holds {type(obj).__name__ if obj is not None else "None"}'
+                              f'{" (empty)" if isinstance(obj, Mapping) else ""}, expected a state dict '
+                              f'(bare or under "state_dict" / "model")')
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            raise CheckpointError(f'{source}: entry {key!r} holds a {type(value).__name__}, expected a tensor '
+                                  f'(keys "state_dict" or "model" are unwrapped)')
+    return dict(obj)
 
 
 @contextmanager
