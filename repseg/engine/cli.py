@@ -1,7 +1,10 @@
 """Command-line error handling shared by the tools: user mistakes end in one line, not a traceback."""
+import argparse
 import os
 import sys
 from typing import Callable
+
+from mmengine.config import DictAction
 
 #: Errors that come from bad input (a path, a config key, a value); anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
@@ -18,3 +21,19 @@ def run_cli(main: Callable[[], None]) -> None:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         print(f'error: {" ".join(message.split())}', file=sys.stderr)
         sys.exit(2)
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments tools/train.py and tools/test.py share, as in MMSegmentation's own tools."""
+    parser.add_argument('--work-dir', help='where logs (and checkpoints) go (default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys: key=value ... (checked: an unknown key is an error)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, and export LOCAL_RANK for launchers that pass --local-rank instead of setting it."""
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
