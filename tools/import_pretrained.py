@@ -6,10 +6,10 @@ DST is a plain state dict in RepSeg's backbone keys, for ``backbone=dict(init_cf
 checkpoint=DST))``. See docs/pretrained.md.
 """
 import argparse
-import sys
 from pathlib import Path
 
 from repseg.checkpoint import load_backbone_checkpoint
+from repseg.engine import run_cli
 from repseg.utils import CheckpointError, atomic_torch_save
 
 
@@ -22,23 +22,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     args = parse_args(argv)
-    try:
-        if Path(args.dst).resolve() == Path(args.src).resolve():
-            raise CheckpointError(f'{args.dst}: DST is the source file; choose another path')
-        state, info = load_backbone_checkpoint(args.src, arch=args.arch, to_deploy=args.to_deploy)
-        atomic_torch_save(state, args.dst)
-    except (CheckpointError, ValueError, OSError) as err:
-        print(f'import_pretrained: error: {err}', file=sys.stderr)
-        return 1
+    if Path(args.dst).resolve() == Path(args.src).resolve():
+        raise CheckpointError(f'{args.dst}: DST is the source file; choose another path')
+    state, info = load_backbone_checkpoint(args.src, arch=args.arch, to_deploy=args.to_deploy)
+    atomic_torch_save(state, args.dst)
     print(f'format: {info.format} ({info.source_form}-time)')
     print(f'arch: RepVGG-{info.arch}')
     print(f'tensors: {info.num_tensors} ({info.form}-time{", fused" if info.form != info.source_form else ""})')
     print(f'dropped: {", ".join(info.dropped) if info.dropped else "nothing"}')
     print(f'wrote: {args.dst}')
-    return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)
