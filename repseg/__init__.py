@@ -7,13 +7,23 @@ import warnings
 
 # mmengine 0.10.7 resolves `mmseg::` configs through pkg_resources (hence setuptools<81): its deprecation is noise.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+# MMSegmentation 1.2.2's own heads call its deprecated `build_loss`; nothing a config or a user can change.
+warnings.filterwarnings('ignore', message='``build_loss`` would be deprecated soon', category=UserWarning)
+# MMSegmentation warns whenever avg_non_ignore is False, also when a config chooses it: RepSeg's configs do, on purpose
+# (configs/_base_/models/pspnet_repvgg.py says why).
+warnings.filterwarnings('ignore', message='Default ``avg_non_ignore`` is False', category=UserWarning)
+# MMSegmentation's default_runtime adds a SegVisualizationHook that warns, at every start, that it draws nothing
+# (tools/test.py --show-dir switches drawing on).
+warnings.filterwarnings('ignore', message='The draw is False, it means that the hook for visualization',
+                        category=UserWarning)
 
 from . import mmcv_compat  # noqa: E402
 
 mmcv_compat.install()
 
 from . import datasets, evaluation  # noqa: E402,F401  (registers transforms and metrics)
-from .models import RepVGG, RepVGGBlock, reparameterize  # noqa: E402  (after the compat layer, on purpose)
+# after the compat layer, on purpose
+from .models import QARepVGGBlock, RepVGG, RepVGGBlock, custom_l2, reparameterize  # noqa: E402
 from .version import __version__  # noqa: E402
 
-__all__ = ['RepVGG', 'RepVGGBlock', 'reparameterize', '__version__']
+__all__ = ['QARepVGGBlock', 'RepVGG', 'RepVGGBlock', 'custom_l2', 'reparameterize', '__version__']

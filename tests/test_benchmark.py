@@ -82,6 +82,48 @@ def test_parity_recorded(bench):
     assert deploy['reparam_parity']['ok'], deploy['reparam_parity']
 
 
+#: A RepVGG PSPNet small enough for a quick int8 benchmark run.
+TINY = """_base_ = ['{base}']
+model = dict(backbone=dict(arch=dict(_delete_=True, num_blocks=(1, 2, 2, 1), width_factor=(0.25, 0.25, 0.25, 0.5))),
+             decode_head=dict(in_channels=256, channels=32), auxiliary_head=dict(in_channels=64, channels=16))
+"""
+
+
+@pytest.fixture(scope='module')
+def bench_int8(tmp_path_factory):
+    pytest.importorskip('nncf')
+    out = tmp_path_factory.mktemp('bench_int8')
+    config = out / 'pspnet_repvgg_tiny.py'
+    config.write_text(TINY.format(base=REPO / 'configs' / 'pspnet_repvgg_a0_sample.py'))
+    cmd = [sys.executable, 'tools/benchmark.py', '--configs', str(config), '--shape', '65', '65', '--repeats', '1',
+           '--runtime', 'openvino,openvino_int8', '--backbone', 'none', '--out', str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, json.loads((out / 'benchmark.json').read_text())
+
+
+def test_int8_rows(bench_int8):
+    """int8 rows carry parity against fp32 (recorded, not judged), both weight sizes, the calibration source, the
+    speed-up over the model's fastest fp32 runtime, and the CPU's int8 instruction set."""
+    out, recs = bench_int8
+    by = {(r['form'], r['runtime']): r for r in recs}
+    assert set(by) == {('train', 'eager'), ('deploy', 'openvino'), ('deploy', 'openvino_int8')}
+    fp32, int8 = by['deploy', 'openvino'], by['deploy', 'openvino_int8']
+    assert fp32['parity']['ok'] and fp32['parity']['rel_diff'] <= 1e-4
+    for name in ('held_out_frame', 'random_input'):
+        par = int8['int8_parity'][name]
+        assert par['ok'] is None and par['tolerance'] is None and 0 <= par['argmax_agreement'] <= 1
+        assert par['rel_diff'] > 0
+    assert int8['weight_mb'] < int8['weight_mb_fp32'] / 3 and close(int8['weight_mb_fp32'], fp32['weight_mb'])
+    assert int8['calibration'].startswith('4 crops of ')
+    assert close(int8['speedup_vs_fp32_fastest'], int8['images_per_s'] / fp32['images_per_s'])
+    assert int8['fp32_fastest_runtime'] == 'openvino' and 'ceiling_ratio' not in int8
+    for rec in recs:
+        assert rec['cpu_isa']['int8'] in ('AMX', 'AVX-512 VNNI', 'AVX-VNNI', 'AVX2 only', 'no AVX2', 'unknown')
+    md = (out / 'benchmark.md').read_text()
+    assert 'CPU int8 instruction set: ' in md and '## int8 against fp32' in md
+
+
 def test_unknown_runtime_is_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, 'tools/benchmark.py', '--runtime', 'eager,tensorrt', '--configs', A0,
                            '--out', str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -109,9 +151,9 @@ def test_fuse_conv_bn_pairs_is_exact():
         assert torch.allclose(model(x), ref, atol=1e-5)
 
 
-@pytest.mark.parametrize('runtime', [r for r in RUNTIMES if r != 'inductor'])
+@pytest.mark.parametrize('runtime', [r for r in RUNTIMES if r not in ('inductor', 'openvino_int8')])
 def test_runtimes_keep_logits(runtime):
-    """Every runtime (Inductor aside: minutes of compilation) keeps a small pooled conv net within 1e-4."""
+    """Every fp32 runtime (Inductor aside: minutes of compilation) keeps a small pooled conv net within 1e-4."""
     class Net(nn.Module):
         def __init__(self):
             super().__init__()

@@ -4,6 +4,12 @@ ResNet PSPNets (conv-BN fused), interleaved in one run; writes DIR/benchmark.{js
     python tools/benchmark.py --out work_dirs/benchmark                         # defaults: 713x713, batch 1
     python tools/benchmark.py --shape 257 257 --repeats 5 --runtime eager,onnxruntime --out /tmp/bench
     python tools/benchmark.py --configs configs/pspnet_repvgg_a0.py --shape 65 65 --repeats 1 --out /tmp/b
+    python tools/benchmark.py --runtime onnxruntime,openvino,openvino_int8 --out work_dirs/benchmark_int8
+
+openvino_int8 quantizes each model with NNCF while it is prepared, calibrated on 4 crops of the real Cityscapes frame
+in ../shared/data/ (generated street scenes when it is absent; the record says which), and records its logits
+against fp32 eager on a fifth, held-out crop (max |diff| / max |logit| and argmax agreement) and both weight sizes.
+A folder written by tools/quantize.py is measured as it is with --configs DIR/int8_config.py (its int8.pth beside it).
 """
 import argparse
 import shlex
@@ -13,12 +19,14 @@ from repseg.benchmark import DEFAULT_CONFIGS, machine_name, run_benchmark, write
 from repseg.benchmark.suite import BACKBONE_CHOICES
 from repseg.engine import run_cli
 from repseg.runtime import RUNTIMES
+from repseg.runtime.cpu_features import cpu_isa
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark RepVGG PSPNets against ResNet PSPNets')
     parser.add_argument('--configs', nargs='+', default=list(DEFAULT_CONFIGS),
-                        help='segmentor configs; RepVGG ones run in train and deploy form, others as fused baselines')
+                        help='segmentor configs; RepVGG ones run in train and deploy form, a tools/quantize.py '
+                             'folder\'s DIR/int8_config.py as written (int8, OpenVINO), others as fused baselines')
     parser.add_argument('--shape', nargs=2, type=int, default=[713, 713], metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per model, interleaved across models')
@@ -46,7 +54,7 @@ def main() -> None:
     for rec in recs:
         rec['machine'] = machine
     meta = dict(machine=machine, device=args.device, shape=args.shape, batch=args.batch, repeats=args.repeats,
-                threads=threads, torch=torch.__version__,
+                threads=threads, torch=torch.__version__, cpu_isa=cpu_isa(),
                 command='python ' + ' '.join(shlex.quote(a) for a in sys.argv))
     for path in write_reports(recs, args.out, meta):
         print(path)

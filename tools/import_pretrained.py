@@ -1,6 +1,8 @@
-"""Convert an ImageNet-pretrained RepVGG checkpoint (official, mmpretrain or timm) into RepSeg backbone weights.
+"""Convert an ImageNet-pretrained RepVGG checkpoint (official RepVGG or RepVGGplus, mmpretrain or timm) into RepSeg
+backbone weights.
 
     python tools/import_pretrained.py checkpoints/RepVGG-B2-train.pth checkpoints/repseg_b2_backbone.pth
+    python tools/import_pretrained.py checkpoints/RepVGGplus-L2pse-train256-acc84.06.pth checkpoints/l2pse.pth
 
 DST is a plain state dict in RepSeg's backbone keys, for ``backbone=dict(init_cfg=dict(type='Pretrained',
 checkpoint=DST))``. See docs/pretrained.md.
@@ -8,16 +10,17 @@ checkpoint=DST))``. See docs/pretrained.md.
 import argparse
 from pathlib import Path
 
-from repseg.checkpoint import load_backbone_checkpoint
+from repseg.checkpoint import display_name, load_backbone_checkpoint
 from repseg.engine import run_cli
 from repseg.utils import CheckpointError, atomic_torch_save
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('src', help='checkpoint to import (.pth; read with weights_only=True)')
     parser.add_argument('dst', help='where to write the RepSeg backbone state dict (written atomically)')
-    parser.add_argument('--arch', help='expected arch, e.g. B2 or RepVGG-B2; fails if the file does not fit it')
+    parser.add_argument('--arch', help='expected arch, e.g. B2, RepVGG-B2 or RepVGGplus-L2pse; fails if the file '
+                                       'does not fit it')
     parser.add_argument('--to-deploy', action='store_true', help='write the fused (re-parameterized) form')
     return parser.parse_args(argv)
 
@@ -29,9 +32,9 @@ def main(argv=None) -> None:
     state, info = load_backbone_checkpoint(args.src, arch=args.arch, to_deploy=args.to_deploy)
     atomic_torch_save(state, args.dst)
     print(f'format: {info.format} ({info.source_form}-time)')
-    print(f'arch: RepVGG-{info.arch}')
+    print(f'arch: {display_name(info.arch)}')
     print(f'tensors: {info.num_tensors} ({info.form}-time{", fused" if info.form != info.source_form else ""})')
-    print(f'dropped: {", ".join(info.dropped) if info.dropped else "nothing"}')
+    print(f'dropped: {info.dropped_text() if info.dropped else "nothing"}')
     print(f'wrote: {args.dst}')
 
 

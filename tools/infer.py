@@ -4,9 +4,12 @@
 
 Works with the training config + checkpoint and with DIR/deploy_config.py + DIR/deploy.pth alike. For each input
 image STEM it writes STEM_color.png, STEM_overlay.png and STEM_trainIds.png (a folder's images keep their relative
-paths). The Python API is repseg.apis (init_segmentor, inference, colorize, overlay).
+paths). A file that cannot be read as an image is skipped and named on one line at the end; the run then exits with
+status 2, after every readable image has its outputs. The Python API is repseg.apis (init_segmentor, inference,
+colorize, overlay).
 """
 import argparse
+import sys
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.apis import infer_to_dir, init_segmentor
@@ -30,8 +33,13 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     model = with_runtime(init_segmentor(args.config, args.checkpoint, device=args.device), args.runtime)
-    written = infer_to_dir(model, args.inputs, args.out_dir, opacity=args.opacity)
-    print(f'\nwrote {len(written)} files to {args.out_dir}')
+    result = infer_to_dir(model, args.inputs, args.out_dir, opacity=args.opacity)
+    skipped = f' ({len(result.skipped)} unreadable input file(s) skipped)' if result.skipped else ''
+    print(f'\nwrote {len(result.written)} files to {args.out_dir}{skipped}')
+    for _, reason in result.skipped:
+        print(f'error: {" ".join(reason.split())}; skipped', file=sys.stderr)
+    if result.skipped:
+        sys.exit(2)
 
 
 if __name__ == '__main__':

@@ -1,11 +1,14 @@
 """Evaluate a checkpoint: mIoU, mAcc, aAcc and per-class IoU; optionally labelId PNGs and the official evaluator.
 
     python tools/test.py configs/pspnet_repvgg_b2.py work_dirs/pspnet_repvgg_b2/iter_7440.pth --cityscapes-official
+    torchrun --nproc_per_node 2 tools/test.py CONFIG CHECKPOINT --launcher pytorch   # each image counted once
+    python tools/test.py DIR/deploy_config.py DIR/deploy.pth --runtime onnxruntime   # a deploy runtime
 """
 import argparse
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.engine import add_runner_args, load_config, parse_runner_args, run_cli, test
+from repseg.runtime import RUNTIMES
 
 
 def main() -> None:
@@ -16,10 +19,13 @@ def main() -> None:
     parser.add_argument('--show-dir', help='write prediction overlays into this folder')
     parser.add_argument('--cityscapes-official', action='store_true',
                         help="also grade the labelId PNGs with cityscapesscripts' pixel-level evaluation")
+    parser.add_argument('--runtime', default='eager', choices=sorted(RUNTIMES),
+                        help='run the network through this deploy runtime (repseg.runtime; default: eager PyTorch)')
     add_runner_args(parser)
     args = parse_runner_args(parser)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    test(cfg, args.checkpoint, out_dir=args.out, show_dir=args.show_dir, cityscapes_official=args.cityscapes_official)
+    test(cfg, args.checkpoint, out_dir=args.out, show_dir=args.show_dir, cityscapes_official=args.cityscapes_official,
+         runtime=args.runtime)
 
 
 if __name__ == '__main__':

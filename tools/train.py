@@ -1,7 +1,8 @@
 """Train a segmentor with mmengine's Runner.
 
     python tools/train.py configs/pspnet_repvgg_b2.py                     # one process (CPU or one GPU)
-    torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch  # 8 GPUs (the paper's 8 x 2 images)
+    torchrun --nproc_per_node 8 tools/train.py CONFIG --launcher pytorch  # 8 GPUs (the paper's 8 x 2 images), NCCL
+    torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch  # 2 CPU processes (gloo, synchronized BN)
     srun -p PARTITION -N 2 --ntasks-per-node 8 python tools/train.py CONFIG --launcher slurm
 """
 import argparse

@@ -1,6 +1,6 @@
 """Images and folders in, colour masks, overlays and trainId PNGs out (what tools/infer.py does)."""
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -46,21 +46,34 @@ def write_png(path: Path, image: np.ndarray) -> None:
         handle.write(data.tobytes())
 
 
+class BatchResult(NamedTuple):
+    """What ``infer_to_dir`` did: the files written, and each input that could not be read with the reason."""
+    written: List[Path]
+    skipped: List[Tuple[Path, str]]
+
+
 def infer_to_dir(model: nn.Module, inputs: Sequence[Union[str, Path]], out_dir: Union[str, Path],
-                 opacity: float = 0.5) -> List[Path]:
+                 opacity: float = 0.5) -> BatchResult:
     """Segment every input image and write ``STEM_color.png`` (Cityscapes palette), ``STEM_overlay.png`` and
-    ``STEM_trainIds.png`` under ``out_dir``; returns the written paths. Shows a progress bar."""
+    ``STEM_trainIds.png`` under ``out_dir``. A file that is not a readable image (truncated, corrupt, not an image)
+    is skipped and listed in the result, so that one bad file in a folder does not cost the images after it.
+    Shows a progress bar."""
     pairs = collect_images(inputs)
     out_dir = Path(out_dir)
-    written: List[Path] = []
+    result = BatchResult([], [])
     bar = ProgressBar(len(pairs))
     for src, stem in pairs:
-        image = load_image(src)
+        try:
+            image = load_image(src)
+        except (ValueError, OSError) as err:
+            result.skipped.append((src, str(err)))
+            bar.update()
+            continue
         pred = inference(model, image)
         outputs = dict(color=colorize(pred), overlay=overlay(image, pred, opacity), trainIds=pred)
         for kind in OUTPUT_KINDS:
             path = out_dir / f'{stem}_{kind}.png'
             write_png(path, outputs[kind])
-            written.append(path)
+            result.written.append(path)
         bar.update()
-    return written
+    return result

@@ -53,7 +53,7 @@ def load_image(img: ImageLike) -> np.ndarray:
         raise FileNotFoundError(f'{path}: no such image file')
     array = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if array is None:
-        raise ValueError(f'{path}: not a readable image')
+        raise ValueError(f'{path}: not a readable image (truncated, corrupt or not an image file)')
     return array
 
 

@@ -9,7 +9,7 @@ import ctypes
 import gc
 import resource
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -87,13 +87,16 @@ def timed_calls(fn: Callable[[], object], n: int, device: str) -> List[float]:
     return times
 
 
-def parity(output: Tensor, reference: Tensor, tolerance: float = PARITY_TOLERANCE) -> Dict[str, object]:
-    """How far ``output`` is from ``reference``, relative to max |reference| (the acceptance rule for runtimes)."""
+def parity(output: Tensor, reference: Tensor, tolerance: Optional[float] = PARITY_TOLERANCE) -> Dict[str, object]:
+    """How far ``output`` is from ``reference``, relative to max |reference| (the acceptance rule for runtimes), and
+    the argmax agreement over the class axis (dim 1 of N x C x H x W logits). ``tolerance=None``: recorded, not
+    judged (int8), ``ok`` is None."""
     output, reference = output.detach().float().cpu(), reference.detach().float().cpu()
     if output.shape != reference.shape:
         raise ValueError(f'parity: output shape {tuple(output.shape)}, expected {tuple(reference.shape)}')
     max_abs_diff = (output - reference).abs().max().item()
     max_abs_ref = reference.abs().max().item()
     rel = max_abs_diff / max_abs_ref if max_abs_ref > 0 else max_abs_diff
-    return {'max_abs_diff': max_abs_diff, 'max_abs_ref': max_abs_ref, 'rel_diff': rel, 'tolerance': tolerance,
-            'ok': bool(rel <= tolerance)}
+    agreement = (output.argmax(1) == reference.argmax(1)).float().mean().item() if output.dim() == 4 else None
+    return {'max_abs_diff': max_abs_diff, 'max_abs_ref': max_abs_ref, 'rel_diff': rel, 'argmax_agreement': agreement,
+            'tolerance': tolerance, 'ok': None if tolerance is None else bool(rel <= tolerance)}

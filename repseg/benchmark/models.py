@@ -42,8 +42,16 @@ class ModelSpec:
         return model_name(self.config)
 
 
+#: The form of a folder written by tools/quantize.py (DIR/int8_config.py + DIR/int8.pth): measured as it is.
+QUANTIZED_FORM = 'int8'
+QUANTIZED_CONFIG, QUANTIZED_CHECKPOINT = 'int8_config.py', 'int8.pth'
+
+
 def model_name(config: str) -> str:
-    """Short name of a config: its file name without '.py' and without the '_cityscapes_713x713' recipe suffix."""
+    """Short name of a config: its file name without '.py' and without the '_cityscapes_713x713' recipe suffix;
+    for a quantized folder's ``int8_config.py``, the folder's name."""
+    if osp.basename(config) == QUANTIZED_CONFIG:
+        return osp.basename(osp.dirname(osp.abspath(config)))
     return osp.splitext(osp.basename(config))[0].replace('_cityscapes_713x713', '')
 
 
@@ -61,16 +69,48 @@ def load_model_cfg(config: str) -> Config:
 
 def is_repvgg(config: str) -> bool:
     """Whether the config's backbone is RepVGG (then it has a train and a deploy form; otherwise it is a baseline)."""
-    return load_model_cfg(config).model['backbone']['type'] == 'RepVGG'
+    return (load_model_cfg(config).model.get('backbone') or {}).get('type') == 'RepVGG'
+
+
+def is_quantized(config: str) -> bool:
+    """Whether the config is a tools/quantize.py folder's (an OpenVINO segmentor with its weights beside it)."""
+    from repseg.quantization.segmentor import SEGMENTOR_TYPE
+    return load_model_cfg(config).model.get('type') == SEGMENTOR_TYPE
 
 
 def expand_specs(configs: List[str]) -> List[ModelSpec]:
-    """Train + deploy form for RepVGG configs, the conv-BN-fused baseline form for every other segmentor."""
+    """Train + deploy form for RepVGG configs, the int8 form for quantized folders, the conv-BN-fused baseline form
+    for every other segmentor."""
     specs = []
     for config in configs:
-        forms = ('train', 'deploy') if is_repvgg(config) else ('baseline',)
+        forms = (('train', 'deploy') if is_repvgg(config) else
+                 (QUANTIZED_FORM,) if is_quantized(config) else ('baseline',))
         specs.extend(ModelSpec(config, form) for form in forms)
     return specs
+
+
+class QuantizedLogits(nn.Module):
+    """A quantized folder's network as the benchmark measures models: the OpenVINO network (backbone + decode head)
+    and the bilinear resize of its logits to the input size, as ``SegLogits``."""
+
+    def __init__(self, segmentor: nn.Module):
+        super().__init__()
+        self.network = segmentor.network
+        self.align_corners = bool(segmentor.align_corners)
+
+    def forward(self, x: Tensor) -> Tensor:
+        import torch.nn.functional as F
+        return F.interpolate(self.network(x), size=x.shape[2:], mode='bilinear', align_corners=self.align_corners)
+
+
+def load_quantized(config: str) -> nn.Module:
+    """The int8 segmentor of a tools/quantize.py folder: ``int8_config.py`` with the ``int8.pth`` beside it."""
+    from repseg.apis import init_segmentor
+    checkpoint = osp.join(osp.dirname(osp.abspath(config)), QUANTIZED_CHECKPOINT)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'{checkpoint}: missing; a quantized config is measured with the '
+                                f'{QUANTIZED_CHECKPOINT} written beside it by tools/quantize.py')
+    return init_segmentor(config, checkpoint)
 
 
 class Backbone(nn.Module):

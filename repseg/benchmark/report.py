@@ -12,6 +12,10 @@ from repseg.utils.io import atomic_write
 TARGET_DEPLOY_SPEEDUP = 1.25
 TARGET_VS_R50 = 1.0
 TARGET_CEILING = 0.60
+#: int8 (issue 9): B1g2-fast int8 vs its own fastest fp32 runtime, by the CPU's int8 instruction set, and vs R50-D8
+#: in R50's fastest fp32 runtime.
+TARGET_INT8_SPEEDUP = {'AVX2 only': 1.8, 'AVX-VNNI': 2.5, 'AVX-512 VNNI': 2.5, 'AMX': 2.5}
+TARGET_INT8_VS_R50 = 1.3
 FAST_MODEL = 'pspnet_repvgg_b1g2_fast'
 R50_MODEL = 'pspnet_r50-d8'
 
@@ -32,6 +36,11 @@ def machine_name() -> str:
             pass
     import os
     return f'{name or platform.processor() or "unknown CPU"}, {os.cpu_count()} logical CPUs'
+
+
+def _isa(meta: Dict[str, Any]) -> str:
+    isa = meta.get('cpu_isa') or {}
+    return f'{isa.get("int8", "unknown")} (flags: {" ".join(isa.get("flags", [])) or "-"})'
 
 
 def write_reports(recs: List[Dict[str, Any]], out_dir: str, meta: Dict[str, Any]) -> List[Path]:
@@ -60,13 +69,14 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     lines = [f'# Benchmark: {meta.get("machine", "")}', '',
              f'{meta.get("device", "cpu")}, input {meta["shape"][0]}x{meta["shape"][1]}, batch {meta["batch"]}, '
              f'{meta["repeats"]} interleaved repeats, {meta.get("threads")} threads, fp32, eval, inference_mode; '
-             f'torch {meta.get("torch", "")}. Dense 3x3-conv ceiling (same run, the fastest of: {by_rt_s}): '
+             f'torch {meta.get("torch", "")}; CPU int8 instruction set: {_isa(meta)}. '
+             f'Dense 3x3-conv ceiling (same run, the fastest of: {by_rt_s}): '
              f'{_fmt(ceiling, ".1f")} GFLOP/s. Peak memory: process peak RSS during the timed calls '
              f'(+ the part above what was resident before them).', '',
              '`command`: ' + meta.get('command', ''), '']
     header = ['model', 'form', 'runtime', 'images/s (median, min-max)', 'latency ms', 'peak mem MB (+activ.)',
-              'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train', *[f'vs {b} eager' for b in baselines],
-              'parity (rel)']
+              'weights MB', 'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train',
+              *[f'vs {b} eager' for b in baselines], 'parity (rel)']
     for part, title in (('model', 'End to end (backbone + PSP head + resize)'), ('backbone', 'Backbone only')):
         rows = [r for r in recs if r.get('part') == part]
         if not rows:
@@ -80,17 +90,44 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
             par_s = '-' if not par else f'{par["rel_diff"]:.1e} {"ok" if par["ok"] else "FAIL"}'
             if r.get('reparam_parity') and r.get('parity') is None:
                 par_s += ' (vs train)'
+            if r.get('int8_parity'):
+                held = r['int8_parity']['held_out_frame']
+                par_s = f'int8: {held["rel_diff"]:.1e}, argmax {100 * held["argmax_agreement"]:.1f}% (held-out frame)'
             cells = [r['model'], r['form'], r['runtime'],
                      f'{r["images_per_s"]:.3g} ({r["images_per_s_min"]:.3g}-{r["images_per_s_max"]:.3g})',
                      f'{r["latency_ms"]:.0f}', f'{r["peak_mem_mb"]:.0f} (+{r["peak_mem_delta_mb"]:.0f})',
-                     _fmt(r.get('params_m')), _fmt(r.get('gmacs'), '.1f'), _fmt(r.get('gflops_per_s'), '.1f'),
+                     _fmt(r.get('weight_mb'), '.1f'), _fmt(r.get('params_m')), _fmt(r.get('gmacs'), '.1f'),
+                     _fmt(r.get('gflops_per_s'), '.1f'),
                      _fmt(None if r.get('ceiling_ratio') is None else 100 * r['ceiling_ratio'], '.0f', '%'),
                      _fmt(r.get('speedup_vs_train'), '.2f', 'x'),
                      *[_fmt(r.get('speed_vs_baseline', {}).get(b), '.2f', 'x') for b in baselines], par_s]
             lines.append('| ' + ' | '.join(cells) + ' |')
         lines.append('')
+    lines += int8_md(recs)
     lines += targets_md(recs)
     return '\n'.join(lines) + '\n'
+
+
+def int8_md(recs: List[Dict[str, Any]]) -> List[str]:
+    """The int8 rows against fp32: speed-ups, weight sizes, calibration and parity."""
+    rows = [r for r in recs if r.get('int8_parity') and r.get('part') == 'model' and 'images_per_s' in r]
+    if not rows:
+        return []
+    bases = sorted({b for r in rows for b in r.get('speed_vs_baseline_fp32_fastest', {})})
+    lines = ['## int8 against fp32', '',
+             '| model | runtime | vs own fastest fp32 | ' + ''.join(f'vs {b} fastest fp32 | ' for b in bases)
+             + 'weights MB fp32 -> int8 | parity vs fp32 eager, held-out frame | calibration |',
+             '|' + '---|' * (6 + len(bases))]
+    for r in rows:
+        held = r['int8_parity']['held_out_frame']
+        cells = [r['model'], r['runtime'],
+                 f'{_fmt(r.get("speedup_vs_fp32_fastest"), ".2f", "x")} ({r.get("fp32_fastest_runtime", "-")})',
+                 *[_fmt(r.get('speed_vs_baseline_fp32_fastest', {}).get(b), '.2f', 'x') for b in bases],
+                 f'{_fmt(r.get("weight_mb_fp32"), ".1f")} -> {_fmt(r.get("weight_mb"), ".1f")}',
+                 f'{held["rel_diff"]:.2e} of max, argmax {100 * held["argmax_agreement"]:.2f}%',
+                 r.get('calibration', '-')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines + ['']
 
 
 def targets(recs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -111,6 +148,18 @@ def targets(recs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         value = best['speed_vs_baseline'][R50_MODEL]
         found.append(dict(target=f'{FAST_MODEL} deploy, fastest runtime ({best["runtime"]}) vs {R50_MODEL} eager, '
                                  f'>= {TARGET_VS_R50:.1f}x', value=value, met=value >= TARGET_VS_R50))
+    for r in ok:
+        if r['model'] != FAST_MODEL or r['part'] != 'model' or 'speedup_vs_fp32_fastest' not in r:
+            continue
+        isa = (r.get('cpu_isa') or {}).get('int8', 'unknown')
+        need = TARGET_INT8_SPEEDUP.get(isa, TARGET_INT8_SPEEDUP['AVX2 only'])
+        found.append(dict(target=f'{FAST_MODEL} {r["runtime"]} vs its fastest fp32 runtime '
+                                 f'({r["fp32_fastest_runtime"]}), >= {need:.1f}x on {isa}',
+                          value=r['speedup_vs_fp32_fastest'], met=r['speedup_vs_fp32_fastest'] >= need))
+        vs_r50 = r.get('speed_vs_baseline_fp32_fastest', {}).get(R50_MODEL)
+        if vs_r50 is not None:
+            found.append(dict(target=f'{FAST_MODEL} {r["runtime"]} vs {R50_MODEL} in its fastest fp32 runtime, '
+                                     f'>= {TARGET_INT8_VS_R50:.1f}x', value=vs_r50, met=vs_r50 >= TARGET_INT8_VS_R50))
     for model in sorted({r['model'] for r in ok if r['form'] == 'deploy' and r['part'] == 'backbone'}):
         rows = [r for r in ok if r['model'] == model and r['form'] == 'deploy' and r['part'] == 'backbone'
                 and 'ceiling_ratio' in r]
@@ -137,7 +186,7 @@ def chart(recs: List[Dict[str, Any]], meta: Dict[str, Any], handle) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows = [r for r in recs if r.get('part') == 'model' and 'images_per_s' in r]
-    colors = {'train': '#999999', 'deploy': '#1f77b4', 'baseline': '#d62728'}
+    colors = {'train': '#999999', 'deploy': '#1f77b4', 'baseline': '#d62728', 'int8': '#2ca02c'}
     labels = [f'{r["model"].replace("pspnet_", "")} {r["form"]} {r["runtime"]}' for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * max(len(rows), 4) + 1.5), sharey=True)
     ys = range(len(rows))

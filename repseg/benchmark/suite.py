@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from repseg.runtime import check_runtimes
-from .models import ModelSpec, expand_specs, model_name
+from repseg.runtime.cpu_features import cpu_isa
+from .models import QUANTIZED_FORM, ModelSpec, expand_specs, model_name
+from .worker import INT8_RUNTIMES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,17 +94,19 @@ BACKBONE_CHOICES = ('auto', 'all', 'none')
 
 
 def plan_jobs(configs: Sequence[str], runtimes: Sequence[str], backbone: str = 'auto') -> List[Job]:
-    """Train forms run eager only (the training-time model: the reference for the deploy speedup); deploy and
-    baseline forms run every requested runtime. ``backbone``: which deploy backbones are also measured alone (for
-    the 3x3-conv ceiling ratio): 'auto' the first RepVGG config's, 'all', or 'none' (each costs a worker per runtime).
+    """Train forms run eager only (the training-time model: the reference for the deploy speedup), quantized folders
+    (``int8_config.py``) in OpenVINO only; deploy and baseline forms run every requested runtime. ``backbone``: which
+    deploy backbones are also measured alone (for the 3x3-conv ceiling ratio): 'auto' the first RepVGG config's,
+    'all', or 'none' (each costs a worker per runtime).
     """
     if backbone not in BACKBONE_CHOICES:
         raise ValueError(f'backbone={backbone!r}: expected one of {", ".join(BACKBONE_CHOICES)}')
     specs = expand_specs(list(configs))
     deploy = [s.config for s in specs if s.form == 'deploy']
     measured = {'auto': deploy[:1], 'all': deploy, 'none': []}[backbone]
+    own = {'train': ['eager'], QUANTIZED_FORM: ['openvino']}  # a quantized folder runs in its own runtime only
     jobs = [Job('model', s.config, s.form, runtime, 'model')
-            for s in specs for runtime in (['eager'] if s.form == 'train' else runtimes)]
+            for s in specs for runtime in own.get(s.form, runtimes)]
     jobs += [Job('model', config, 'deploy', runtime, 'backbone') for config in measured for runtime in runtimes]
     jobs.append(Job('ceiling'))
     return jobs
@@ -166,7 +170,7 @@ def records(workers: List[Worker], shape: Tuple[int, int], batch: int, device: s
         ceiling_by_runtime = {name: 2 * ceiling.info['gmacs'] / statistics.median(t)
                               for name, t in ceiling.times.items()}
         ceiling_gflops = max(ceiling_by_runtime.values())
-    common = dict(shape=list(shape), batch=batch, device=device, threads=threads, repeats=repeats)
+    common = dict(shape=list(shape), batch=batch, device=device, threads=threads, repeats=repeats, cpu_isa=cpu_isa())
     out = []
     for worker in workers:
         job = worker.job
@@ -186,7 +190,7 @@ def records(workers: List[Worker], shape: Tuple[int, int], batch: int, device: s
         rec.update({k: v for k, v in worker.info.items() if k not in rec})
         if 'gmacs' in rec:
             rec['gflops_per_s'] = 2 * rec['gmacs'] * rec['images_per_s']
-            if ceiling_gflops:
+            if ceiling_gflops and job.runtime not in INT8_RUNTIMES:  # the ceiling is an fp32 one
                 rec['ceiling_gflops_per_s'] = ceiling_gflops
                 rec['ceiling_gflops_per_s_by_runtime'] = ceiling_by_runtime
                 rec['ceiling_ratio'] = rec['gflops_per_s'] / ceiling_gflops
@@ -202,7 +206,20 @@ def _add_ratios(recs: List[Dict[str, Any]]) -> None:
         return next((r for r in ok if (r['model'], r['form'], r['runtime'], r['part']) == (model, form, runtime, part)),
                     None)
     baselines = sorted({r['model'] for r in ok if r['form'] == 'baseline' and r['part'] == 'model'})
+
+    def fastest_fp32(model: str, form: str, part: str) -> Optional[Dict[str, Any]]:
+        rows = [r for r in ok if (r['model'], r['form'], r['part']) == (model, form, part)
+                and r['runtime'] not in INT8_RUNTIMES]
+        return max(rows, key=lambda r: r['images_per_s']) if rows else None
     for rec in ok:
+        if rec['runtime'] in INT8_RUNTIMES:
+            own = fastest_fp32(rec['model'], rec['form'], rec['part'])
+            if own:
+                rec['speedup_vs_fp32_fastest'] = rec['images_per_s'] / own['images_per_s']
+                rec['fp32_fastest_runtime'] = own['runtime']
+            rec['speed_vs_baseline_fp32_fastest'] = {
+                base: rec['images_per_s'] / best['images_per_s'] for base in baselines
+                for best in [fastest_fp32(base, 'baseline', rec['part'])] if best}
         train = find(rec['model'], 'train', 'eager', rec['part'])
         if rec['form'] == 'deploy' and train:
             rec['speedup_vs_train'] = rec['images_per_s'] / train['images_per_s']

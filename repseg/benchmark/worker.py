@@ -27,6 +27,24 @@ def _make_input(job: Dict[str, Any]):
     return torch.randn(job['batch'], 3, *job['shape'], generator=gen).to(job['device'])
 
 
+#: Calibration frames of the 'openvino_int8' runtime (one more is held out for its parity record).
+INT8_CALIBRATION_FRAMES = 4
+INT8_RUNTIMES = frozenset({'openvino_int8'})
+
+
+def _state_mb(model) -> float:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
+
+
+def _int8_frames(segmentor, shape):
+    """Calibration crops and one held-out crop of a street frame, normalized as the segmentor's preprocessor does."""
+    from repseg.quantization.calibration import street_frames
+    pre = segmentor.data_preprocessor
+    frames, source = street_frames(tuple(shape), INT8_CALIBRATION_FRAMES + 1, mean=pre.mean.flatten().tolist(),
+                                   std=pre.std.flatten().tolist(), bgr_to_rgb=bool(pre.channel_conversion))
+    return frames[:-1], frames[-1], f'{INT8_CALIBRATION_FRAMES} {source}'
+
+
 def setup_model(job: Dict[str, Any]):
     """Build, convert, count, check parity and warm up; returns (run, x, info)."""
     import torch
@@ -34,11 +52,14 @@ def setup_model(job: Dict[str, Any]):
     from repseg.runtime import prepare
     from .complexity import count_macs
     from .measure import parity
-    from .models import Backbone, SegLogits, build_segmentor, count_params, to_form
+    from .models import QUANTIZED_FORM, Backbone, SegLogits, build_segmentor, count_params, to_form
 
     wrap = SegLogits if job['part'] == 'model' else (lambda seg: Backbone(seg.backbone))
     device = job['device']
+    int8 = job['runtime'] in INT8_RUNTIMES
     x = _make_input(job)
+    if job['form'] == QUANTIZED_FORM:
+        return _setup_quantized(job, x)
     segmentor = build_segmentor(job['config'], job['seed']).to(device)
     info: Dict[str, Any] = {}
     train_out = None
@@ -48,6 +69,7 @@ def setup_model(job: Dict[str, Any]):
     to_form(segmentor, job['form'])
     model = wrap(segmentor).eval()
     info['params_m'] = count_params(model) / 1e6
+    info['weight_mb'] = _state_mb(model)
     if job.get('count_macs'):
         info.update(count_macs(model, x))
     reference = None
@@ -57,14 +79,44 @@ def setup_model(job: Dict[str, Any]):
     if train_out is not None:
         info['reparam_parity'] = parity(reference, train_out)
     del train_out
-    run = prepare(model, job['runtime'], x)
+    options = {}
+    if int8:
+        calibration, held_out, info['calibration'] = _int8_frames(segmentor, job['shape'])
+        held_out = held_out.to(device)
+        with torch.inference_mode():
+            held_reference = model(held_out)
+        options['calibration'] = calibration
+    run = prepare(model, job['runtime'], x, **options)
+    if int8:
+        info['weight_mb'], info['weight_mb_fp32'] = (run.weight_bytes[k] / 2**20 for k in ('int8', 'fp32'))
+    elif getattr(run, 'model', None) is not None and job['runtime'].startswith('openvino'):
+        from repseg.quantization.ptq import weight_bytes
+        info['weight_mb'] = weight_bytes(run.model) / 2**20  # the IR's constants, as for int8
     del model, segmentor
     with torch.inference_mode():
         for i in range(max(1, job['warmup'])):
             out = run(x)
-            if i == 0 and job['runtime'] != 'eager':
+            if i == 0 and job['runtime'] != 'eager' and not int8:
                 info['parity'] = parity(out, reference)
+        if int8:  # int8 is not exact: recorded against fp32 eager, not judged by the 1e-4 rule
+            info['int8_parity'] = {'held_out_frame': parity(run(held_out), held_reference, tolerance=None),
+                                   'random_input': parity(out, reference, tolerance=None)}
     del reference, out
+    return run, x, info
+
+
+def _setup_quantized(job: Dict[str, Any], x):
+    """A tools/quantize.py folder, measured as written (its IR and OpenVINO, no conversion, no parity: its accuracy
+    is in its quantization.json)."""
+    import torch
+
+    from .models import QuantizedLogits, load_quantized
+    segmentor = load_quantized(job['config'])
+    run = QuantizedLogits(segmentor).eval()
+    info = {'weight_mb': segmentor.network.weights.numel() / 2**20}
+    with torch.inference_mode():
+        for _ in range(max(1, job['warmup'])):
+            run(x)
     return run, x, info
 
 

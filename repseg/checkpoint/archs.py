@@ -1,4 +1,4 @@
-"""Which published RepVGG arch a state dict fits, from its keys and shapes alone.
+"""Which published RepVGG / RepVGGplus arch a state dict fits, from its keys and shapes alone.
 
 The expected key -> shape maps are computed from ``arch_zoo.block_specs`` (the classification layout, stride 2 at
 every stage), so no model is built. Grouped variants (B1 / B1g2 / B1g4) share their keys and differ only in the
@@ -10,11 +10,18 @@ from typing import Dict, List, Optional, Tuple
 
 from torch import Tensor
 
-from ..models.backbones.arch_zoo import ARCH_SETTINGS, BlockSpec, block_specs, resolve_arch
+from ..models.backbones.arch_zoo import ARCH_SETTINGS, BlockSpec, block_specs, official_name, resolve_arch, table_name
+from ..models.backbones.repvgg_block import POST_SE_REDUCTION
 
 Shapes = Dict[str, Tuple[int, ...]]
 _IMAGENET_STRIDES, _NO_DILATION = (2, 2, 2, 2, 2), (1, 1, 1, 1, 1)
-SE_REDUCTION = 16
+SE_REDUCTION = 16  # D2se: SE before the ReLU (RepVGGplus's post-SE: POST_SE_REDUCTION, 4)
+
+
+def _se_shapes(prefix: str, channels: int, reduction: int) -> Shapes:
+    mid = channels // reduction
+    return {f'{prefix}down.weight': (mid, channels, 1, 1), f'{prefix}down.bias': (mid,),
+            f'{prefix}up.weight': (channels, mid, 1, 1), f'{prefix}up.bias': (channels,)}
 
 
 def _block_shapes(prefix: str, spec: BlockSpec, deploy: bool) -> Shapes:
@@ -33,9 +40,9 @@ def _block_shapes(prefix: str, spec: BlockSpec, deploy: bool) -> Shapes:
             for leaf in ('weight', 'bias', 'running_mean', 'running_var'):
                 shapes[f'{prefix}rbr_identity.{leaf}'] = (cin,)
     if spec.use_se:
-        mid = cout // SE_REDUCTION
-        shapes.update({f'{prefix}se.down.weight': (mid, cout, 1, 1), f'{prefix}se.down.bias': (mid,),
-                       f'{prefix}se.up.weight': (cout, mid, 1, 1), f'{prefix}se.up.bias': (cout,)})
+        shapes.update(_se_shapes(f'{prefix}se.', cout, SE_REDUCTION))
+    if spec.use_post_se:
+        shapes.update(_se_shapes(f'{prefix}post_se.', cout, POST_SE_REDUCTION))
     return shapes
 
 
@@ -82,6 +89,15 @@ def closest_arch(state: Dict[str, Tensor], deploy: bool) -> Tuple[Optional[str],
 
 
 def canonical_arch(arch: str) -> str:
-    """'RepVGG-B2' -> 'B2', validating the name."""
-    resolve_arch(arch)
-    return arch[len('RepVGG-'):] if arch.startswith('RepVGG-') else arch
+    """'RepVGG-B2' -> 'B2', 'RepVGGplus-L2pse' -> 'L2pse', validating the name."""
+    return table_name(arch)
+
+
+def display_name(arch: str) -> str:
+    """The official name of a table arch, for messages: 'B2' -> 'RepVGG-B2', 'L2pse' -> 'RepVGGplus-L2pse'."""
+    return official_name(arch) if arch in ARCH_SETTINGS else arch
+
+
+def display_names(archs: List[str]) -> str:
+    """'RepVGG-B1/RepVGG-B1g2', for messages naming several archs."""
+    return '/'.join(display_name(arch) for arch in archs)

@@ -27,7 +27,7 @@ def _fuse_block(prefix: str, params: Dict[str, Tensor], source: str) -> Dict[str
         cin, groups = (cout, cout // cin_per_group) if has_identity else (cin_per_group, 1)
         with torch.device('meta'):
             block = RepVGGBlock(cin, cout, stride=1 if has_identity else 2, groups=groups,
-                                use_se='se.down.weight' in params)
+                                use_se='se.down.weight' in params, use_post_se='post_se.down.weight' in params)
         floats = {k: (v.double() if v.is_floating_point() else v) for k, v in params.items()}
         floats.setdefault('rbr_dense.bn.num_batches_tracked', torch.tensor(0))
         floats.setdefault('rbr_1x1.bn.num_batches_tracked', torch.tensor(0))
@@ -45,7 +45,8 @@ def _fuse_block(prefix: str, params: Dict[str, Tensor], source: str) -> Dict[str
 
 
 def fuse_state_dict(state: Dict[str, Tensor], source: str = 'state dict') -> Dict[str, Tensor]:
-    """Train-form RepSeg backbone keys -> deploy-form keys (``rbr_reparam``), SE weights passed through."""
+    """Train-form RepSeg backbone keys -> deploy-form keys (``rbr_reparam``), SE and post-SE weights passed
+    through."""
     blocks: Dict[str, Dict[str, Tensor]] = defaultdict(dict)
     for key, value in state.items():
         match = _BLOCK.match(key)

@@ -1,4 +1,5 @@
-"""Read a RepVGG checkpoint of any supported format and turn it into RepSeg backbone weights, or load it.
+"""Read a RepVGG / RepVGGplus checkpoint of any supported format and turn it into RepSeg backbone weights, or load
+it.
 
 Reading is always ``torch.load(weights_only=True)`` (``safe_torch_load``): a file whose pickle would run code is
 refused before anything runs. Loading into a backbone is strict: a wrong arch or layout fails loudly, naming keys.
@@ -11,9 +12,11 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..utils.io import CheckpointError, PathLike, safe_torch_load, unwrap_state_dict
-from .archs import canonical_arch, closest_arch, expected_shapes, fitting_archs, mismatches, shape_map
+from .archs import (canonical_arch, closest_arch, display_name, display_names, expected_shapes, fitting_archs,
+                    mismatches, shape_map)
 from .formats import state_form, to_repseg_keys
 from .fusion import fuse_state_dict
+from .qarepvgg_init import to_qarepvgg_state
 
 MAX_LISTED = 10  # offending keys named in one error message
 
@@ -31,9 +34,19 @@ class ImportInfo:
 
     def summary(self) -> str:
         fused = ', fused to deploy' if self.form != self.source_form else ''
-        dropped = f'; dropped {len(self.dropped)} ({_abbrev(self.dropped)})' if self.dropped else '; dropped nothing'
+        dropped = f'; dropped {len(self.dropped)} ({self.dropped_text()})' if self.dropped else '; dropped nothing'
         return (f'{self.source}: {self.format} format, {self.source_form}-time{fused}, arch '
                 f'{self.arch or "custom"}, {self.num_tensors} tensors{dropped}')
+
+    def dropped_text(self) -> str:
+        """The dropped keys, or past MAX_LISTED of them their modules with counts: 'linear.* (2), stage1_aux.* (8)'."""
+        if len(self.dropped) <= MAX_LISTED:
+            return ', '.join(self.dropped)
+        modules: Dict[str, int] = {}
+        for key in self.dropped:
+            module = f'{key.split(".")[0]}.*'
+            modules[module] = modules.get(module, 0) + 1
+        return ', '.join(f'{module} ({count})' for module, count in modules.items())
 
 
 def _abbrev(keys: List[str], limit: int = MAX_LISTED) -> str:
@@ -48,8 +61,8 @@ def _resolve_arch(state: Dict[str, Tensor], deploy: bool, arch: Optional[str], s
         if arch in fits:
             return arch
         problems = mismatches(shape_map(state), expected_shapes(arch, deploy))
-        hint = f'; its keys and shapes fit RepVGG-{"/".join(fits)}' if fits else ''
-        raise CheckpointError(f'{source}: does not fit RepVGG-{arch} ({len(problems)} problems: '
+        hint = f'; its keys and shapes fit {display_names(fits)}' if fits else ''
+        raise CheckpointError(f'{source}: does not fit {display_name(arch)} ({len(problems)} problems: '
                               f'{_abbrev(problems, 3)}){hint}')
     if len(fits) == 1:
         return fits[0]
@@ -57,8 +70,8 @@ def _resolve_arch(state: Dict[str, Tensor], deploy: bool, arch: Optional[str], s
         raise CheckpointError(f'{source}: fits several archs ({", ".join(fits)}); pass --arch')
     near, count = closest_arch(state, deploy)
     problems = mismatches(shape_map(state), expected_shapes(near, deploy))
-    raise CheckpointError(f'{source}: keys and shapes fit no published RepVGG arch; closest is RepVGG-{near} with '
-                          f'{count} problems ({_abbrev(problems, 3)})')
+    raise CheckpointError(f'{source}: keys and shapes fit no published RepVGG arch; closest is {display_name(near)} '
+                          f'with {count} problems ({_abbrev(problems, 3)})')
 
 
 def convert_checkpoint(obj: Any, source: str, arch: Optional[str] = None,
@@ -76,11 +89,13 @@ def convert_checkpoint(obj: Any, source: str, arch: Optional[str] = None,
 
 def load_backbone_checkpoint(path: PathLike, arch: Optional[str] = None,
                              to_deploy: bool = False) -> Tuple[Dict[str, Tensor], ImportInfo]:
-    """Read an official, mmpretrain or timm RepVGG checkpoint (train or deploy form) as RepSeg backbone weights.
+    """Read an official RepVGG or RepVGGplus, mmpretrain or timm checkpoint (train or deploy form) as RepSeg
+    backbone weights.
 
     Unwraps ``state_dict`` / ``model``, strips ``module.`` (and ``backbone.``), detects format and arch from keys
-    and shapes (``arch`` validates the detection), drops the classifier, and with ``to_deploy`` fuses a train-form
-    file. Raises CheckpointError (one line naming the file) on anything else.
+    and shapes (``arch`` validates the detection), drops the classifier (and RepVGGplus's auxiliary classifiers),
+    and with ``to_deploy`` fuses a train-form file. Raises CheckpointError (one line naming the file) on anything
+    else.
     """
     return convert_checkpoint(safe_torch_load(path), str(path), arch, to_deploy)
 
@@ -88,6 +103,10 @@ def load_backbone_checkpoint(path: PathLike, arch: Optional[str] = None,
 def _arch_name(backbone: nn.Module) -> str:
     arch = getattr(backbone, 'arch', None)
     return canonical_arch(arch) if isinstance(arch, str) else 'custom'
+
+
+def _backbone_name(name: str) -> str:
+    return display_name(name) if name != 'custom' else 'custom RepVGG'
 
 
 def check_fits_backbone(backbone: nn.Module, state: Dict[str, Tensor], source: str,
@@ -99,9 +118,9 @@ def check_fits_backbone(backbone: nn.Module, state: Dict[str, Tensor], source: s
         return
     name = _arch_name(backbone)
     other = [a for a in file_archs if a != name]
-    hint = f'; the file fits RepVGG-{"/".join(other)}, not RepVGG-{name}' if other else ''
-    raise CheckpointError(f'{source}: does not fit the RepVGG-{name} backbone, {len(problems)} offending keys: '
-                          f'{_abbrev(problems)}{hint}')
+    hint = f'; the file fits {display_names(other)}, not {_backbone_name(name)}' if other else ''
+    raise CheckpointError(f'{source}: does not fit the {_backbone_name(name)} backbone, {len(problems)} offending '
+                          f'keys: {_abbrev(problems)}{hint}')
 
 
 def load_pretrained_backbone(backbone: nn.Module, path: PathLike) -> ImportInfo:
@@ -121,6 +140,7 @@ def load_pretrained_backbone(backbone: nn.Module, path: PathLike) -> ImportInfo:
         raise CheckpointError(f'{source}: is deploy-time (fused rbr_reparam) but the backbone is train-time; fused '
                               f'weights cannot be split back into branches: build the backbone with deploy=True '
                               f'or use a train-time checkpoint')
+    state = to_qarepvgg_state(backbone, state, source)  # QARepVGG blocks from standard RepVGG weights
     check_fits_backbone(backbone, state, source, file_archs)
     own = backbone.state_dict()
     for key, value in own.items():  # a counter, not a weight; absent from some files

@@ -3,10 +3,13 @@ import os.path as osp
 from typing import Any, Dict, Optional
 
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from repseg.runtime import with_runtime
 from .checks import check_data_roots, check_fresh_work_dir
 from .config_options import merge_checked_options
+from .distributed import distributed_run
 from .runner_checkpoints import allow_runner_checkpoints
 
 
@@ -31,16 +34,18 @@ def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = resume
-    runner = Runner.from_cfg(cfg)
-    with allow_runner_checkpoints():
-        runner.train()
+    with distributed_run(cfg):
+        runner = Runner.from_cfg(cfg)
+        with allow_runner_checkpoints():
+            runner.train()
     return runner
 
 
 def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: Optional[str] = None,
-         cityscapes_official: bool = False) -> Dict[str, float]:
+         cityscapes_official: bool = False, runtime: str = 'eager') -> Dict[str, float]:
     """Evaluate ``checkpoint``: the config's metrics (mIoU, mAcc, aAcc and per-class IoU for IoUMetric), plus
-    labelId PNGs in ``out_dir`` and the official Cityscapes class mIoU when asked."""
+    labelId PNGs in ``out_dir`` and the official Cityscapes class mIoU when asked. ``runtime`` (a name in
+    ``repseg.runtime.RUNTIMES``) runs the network through that deploy runtime inside MMSegmentation's test loop."""
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: no such checkpoint file')
     check_data_roots(cfg, ['test_dataloader'])
@@ -55,6 +60,10 @@ def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: 
     if show_dir:
         cfg.default_hooks['visualization'] = dict(type='SegVisualizationHook', draw=True, interval=1)
         cfg.visualizer.save_dir = show_dir
-    runner = Runner.from_cfg(cfg)
-    with allow_runner_checkpoints():
-        return runner.test()
+    with distributed_run(cfg):
+        runner = Runner.from_cfg(cfg)
+        # the runtime prepares its copy of the network on the first batch, after the Runner has loaded the weights
+        with_runtime(runner.model.module if is_model_wrapper(runner.model) else runner.model, runtime)
+        with allow_runner_checkpoints():
+            metrics = runner.test()
+    return metrics

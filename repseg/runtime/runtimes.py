@@ -3,7 +3,8 @@
 Why several: on a CPU, eager PyTorch runs each op through oneDNN with a layout conversion per conv and a separate
 ReLU pass; channels-last avoids the conversions, TorchScript freezing fuses conv+ReLU and pre-packs weights, Inductor
 does the same with generated C++ for the glue ops, ONNX Runtime uses its own (MLAS) conv kernels with fused
-activations. Which wins depends on the machine and the model; the benchmark measures them.
+activations, OpenVINO its own oneDNN-based graph compiler (fp32 pinned, and int8 after NNCF quantization). Which
+wins depends on the machine and the model; the benchmark measures them.
 """
 import os
 import tempfile
@@ -12,6 +13,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 import torch
 from torch import Tensor, nn
 
+from .openvino_runtime import _prepare_openvino, _prepare_openvino_int8
 from .rewrite import specialize_adaptive_pools
 
 Runner = Callable[[Tensor], Tensor]
@@ -100,7 +102,12 @@ RUNTIMES: Dict[str, Callable[[nn.Module, Tensor], Runner]] = {
     'onednn_graph': _prepare_onednn_graph,
     'inductor': _prepare_inductor,
     'onnxruntime': _prepare_onnxruntime,
+    'openvino': _prepare_openvino,
+    'openvino_int8': _prepare_openvino_int8,
 }
+
+#: Runtimes that run on the CPU only.
+CPU_ONLY = frozenset({'onnxruntime', 'onednn_graph', 'openvino', 'openvino_int8'})
 
 
 def check_runtimes(names: Iterable[str]) -> List[str]:
@@ -114,14 +121,20 @@ def check_runtimes(names: Iterable[str]) -> List[str]:
     return names
 
 
-def prepare(model: nn.Module, runtime: str = DEFAULT_RUNTIME, example_input: Optional[Tensor] = None) -> Runner:
+def prepare(model: nn.Module, runtime: str = DEFAULT_RUNTIME, example_input: Optional[Tensor] = None,
+            calibration: Optional[List[Tensor]] = None) -> Runner:
     """Return a callable ``images -> logits`` running ``model`` (eval mode, a ``Tensor -> Tensor`` module such as
     ``repseg.runtime.SegLogits``) in ``runtime``. ``example_input`` fixes the shape for runtimes that specialize
-    on it (torchscript, inductor, onnxruntime); call the result under ``torch.inference_mode()`` or ``no_grad``.
+    on it (torchscript, inductor, onnxruntime) and serves the trace of the others; call the result under
+    ``torch.inference_mode()`` or ``no_grad``. ``calibration`` (input tensors) is for 'openvino_int8' only.
     The model may be modified (memory format); keep using the returned callable, not the model."""
     check_runtimes([runtime])
     if example_input is None and runtime not in ('eager', 'channels_last'):
         raise ValueError(f'runtime {runtime!r} needs example_input (a tensor of the input shape)')
-    if runtime in ('onnxruntime', 'onednn_graph') and example_input.device.type != 'cpu':
+    if runtime in CPU_ONLY and example_input.device.type != 'cpu':
         raise ValueError(f'runtime {runtime!r} runs on the CPU only; got an input on {example_input.device}')
+    if calibration is not None:
+        if runtime != 'openvino_int8':
+            raise ValueError(f'runtime {runtime!r} takes no calibration data (only openvino_int8 does)')
+        return RUNTIMES[runtime](model.eval(), example_input, calibration)
     return RUNTIMES[runtime](model.eval(), example_input)

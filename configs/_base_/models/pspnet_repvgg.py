@@ -18,5 +18,9 @@ model = dict(
         norm_eval=False),
     # stage 4 feeds the pyramid pooling head, stage 3 the auxiliary FCN head (loss weight 0.4 in the base)
     decode_head=dict(in_channels=2560, in_index=1, channels=512, dropout_ratio=0.1, norm_cfg=norm_cfg,
-                     align_corners=True),
-    auxiliary_head=dict(in_channels=640, in_index=0, channels=256, norm_cfg=norm_cfg, align_corners=True))
+                     align_corners=True, loss_decode=dict(avg_non_ignore=False)),
+    auxiliary_head=dict(in_channels=640, in_index=0, channels=256, norm_cfg=norm_cfg, align_corners=True,
+                        loss_decode=dict(avg_non_ignore=False)))
+# avg_non_ignore=False (MMSegmentation's default, as in its ResNet baselines): the loss is the mean over all pixels,
+# ignored ones counting as zero. Every process then averages over the same number of pixels, so N processes x B images
+# (SyncBN, DDP's averaged gradients) train as one process x N*B images, to float rounding (tests/test_distributed.py).

@@ -1,4 +1,5 @@
-"""The published RepVGG architectures and the per-block layout (channels, stride, dilation, groups) they imply."""
+"""The published RepVGG and RepVGGplus architectures and the per-block layout (channels, stride, dilation, groups,
+squeeze-excitation) they imply."""
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -9,9 +10,10 @@ _G_LAYERS = tuple(range(2, 27, 2))  # global layer indices that may be grouped (
 _A_BLOCKS, _B_BLOCKS, _D_BLOCKS = (2, 4, 14, 1), (4, 6, 16, 1), (8, 14, 24, 1)
 
 
-def _arch(num_blocks, a, b, groups=1, use_se=False) -> dict:
+def _arch(num_blocks, a, b, groups=1, use_se=False, use_post_se=False) -> dict:
     return dict(num_blocks=num_blocks, width_factor=(a, a, a, b),
-                group_layer_map={layer: groups for layer in _G_LAYERS} if groups > 1 else None, use_se=use_se)
+                group_layer_map={layer: groups for layer in _G_LAYERS} if groups > 1 else None, use_se=use_se,
+                use_post_se=use_post_se)
 
 
 ARCH_SETTINGS: Dict[str, dict] = {
@@ -29,8 +31,18 @@ ARCH_SETTINGS: Dict[str, dict] = {
     'B3g2': _arch(_B_BLOCKS, 3, 5, groups=2),
     'B3g4': _arch(_B_BLOCKS, 3, 5, groups=4),
     'D2se': _arch(_D_BLOCKS, 2.5, 5, use_se=True),
+    # RepVGGplus (official repvggplus.py): D2se's depth and widths, SE after the ReLU instead of before it
+    'L2pse': _arch(_D_BLOCKS, 2.5, 5, use_post_se=True),
 }
-_ARCH_KEYS = ('num_blocks', 'width_factor', 'group_layer_map', 'use_se')
+_ARCH_KEYS = ('num_blocks', 'width_factor', 'group_layer_map', 'use_se', 'use_post_se')
+
+
+def official_name(name: str) -> str:
+    """The name the official code gives a table entry: 'RepVGG-B2', 'RepVGGplus-L2pse'."""
+    return f'{"RepVGGplus" if ARCH_SETTINGS[name]["use_post_se"] else "RepVGG"}-{name}'
+
+
+_ALIASES = {**{name: name for name in ARCH_SETTINGS}, **{official_name(name): name for name in ARCH_SETTINGS}}
 
 
 @dataclass(frozen=True)
@@ -41,26 +53,33 @@ class BlockSpec:
     dilation: int
     groups: int
     use_se: bool
+    use_post_se: bool = False
+
+
+def table_name(arch: str) -> str:
+    """The table key of a name: 'B2' or 'RepVGG-B2' -> 'B2', 'L2pse' or 'RepVGGplus-L2pse' -> 'L2pse'."""
+    if arch not in _ALIASES:
+        raise ValueError(f'unknown RepVGG arch {arch!r}; expected one of {", ".join(ARCH_SETTINGS)} '
+                         f'(or the official name, e.g. "RepVGG-B2", "RepVGGplus-L2pse") or a dict with keys '
+                         f'{", ".join(_ARCH_KEYS)}')
+    return _ALIASES[arch]
 
 
 def resolve_arch(arch: Union[str, dict]) -> dict:
-    """Return the arch settings for a name ('B2' or the official 'RepVGG-B2') or validate a custom dict."""
+    """Return the arch settings for a name ('B2' or the official 'RepVGG-B2', 'RepVGGplus-L2pse') or validate a
+    custom dict."""
     if isinstance(arch, str):
-        name = arch[len('RepVGG-'):] if arch.startswith('RepVGG-') else arch
-        if name not in ARCH_SETTINGS:
-            raise ValueError(f'unknown RepVGG arch {arch!r}; expected one of {", ".join(ARCH_SETTINGS)} '
-                             f'(optionally prefixed "RepVGG-") or a dict with keys {", ".join(_ARCH_KEYS)}')
-        return dict(ARCH_SETTINGS[name])
+        return dict(ARCH_SETTINGS[table_name(arch)])
     if not isinstance(arch, dict):
         raise ValueError(f'RepVGG arch must be a name or a dict, got {type(arch).__name__}')
     unknown = set(arch) - set(_ARCH_KEYS)
     if unknown or not {'num_blocks', 'width_factor'} <= set(arch):
         raise ValueError(f'RepVGG arch dict has keys {sorted(arch)}; expected num_blocks, width_factor '
-                         f'and optionally group_layer_map, use_se')
+                         f'and optionally group_layer_map, use_se, use_post_se')
     if len(arch['num_blocks']) != 4 or len(arch['width_factor']) != 4:
         raise ValueError(f'RepVGG arch dict: num_blocks={arch["num_blocks"]} and width_factor={arch["width_factor"]} '
                          f'must have 4 entries each (stages 1-4)')
-    return {'group_layer_map': None, 'use_se': False, **arch}
+    return {'group_layer_map': None, 'use_se': False, 'use_post_se': False, **arch}
 
 
 def stage_channels(arch: dict) -> List[int]:
@@ -97,7 +116,7 @@ def block_specs(arch: dict, in_channels: int, strides: Sequence[int], dilations:
             if fast and total - layer > FAST_DILATED_BLOCKS:
                 dilation = 1
             stage_specs.append(BlockSpec(cin, cout, strides[stage] if i == 0 else 1, dilation,
-                                         groups_map.get(layer, 1), bool(arch['use_se'])))
+                                         groups_map.get(layer, 1), bool(arch['use_se']), bool(arch['use_post_se'])))
             cin, layer = cout, layer + 1
         specs.append(stage_specs)
     return specs

@@ -9,19 +9,24 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .arch_zoo import NUM_STAGES, block_specs, resolve_arch, stage_channels
+from .qarepvgg_block import QARepVGGBlock
 from .repvgg_block import RepVGGBlock
+
+BLOCKS = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}  # the `block` argument
 
 
 @MODELS.register_module()
 class RepVGG(BaseModule):
-    """RepVGG (Ding et al., CVPR 2021) with dilation support for dense prediction.
+    """RepVGG (Ding et al., CVPR 2021) and RepVGGplus with dilation support for dense prediction.
 
-    Modules are named as in the official code (``stage0`` is one block, ``stage1``-``stage4`` are Sequentials),
-    so an official checkpoint without its ``linear`` classifier loads key for key.
+    Modules are named as in the official RepVGG code (``stage0`` is one block, ``stage1``-``stage4`` are
+    Sequentials), so an official checkpoint without its ``linear`` classifier loads key for key; RepVGGplus files
+    (``stageN.blocks.i``, stage 3 split in two) are mapped onto the same names by ``repseg.checkpoint``.
 
     Args:
-        arch: 'A0' ... 'D2se' (or 'RepVGG-B2'), or a dict with ``num_blocks``, ``width_factor`` (4 entries each)
-            and optionally ``group_layer_map`` ({global layer index: groups}) and ``use_se``.
+        arch: 'A0' ... 'D2se' (or 'RepVGG-B2'), 'L2pse' (or 'RepVGGplus-L2pse'), or a dict with ``num_blocks``,
+            ``width_factor`` (4 entries each) and optionally ``group_layer_map`` ({global layer index: groups}),
+            ``use_se`` (SE before the ReLU, reduction 16) and ``use_post_se`` (SE after the ReLU, reduction 4).
         out_indices: stages to return, 0 (the stem block) to 4.
         strides, dilations: per stage 0-4; PSPNet uses strides (2, 2, 2, 1, 1), dilations (1, 1, 1, 2, 4).
         fast: dilate only the last 5 blocks of the network (the paper's "fast" segmentation variants).
@@ -29,6 +34,9 @@ class RepVGG(BaseModule):
         frozen_stages: freeze stages 0..frozen_stages (-1: none), parameters and BN statistics.
         norm_eval: keep every BN in eval mode while training (its statistics frozen).
         with_cp: gradient checkpointing per block, trading compute for memory.
+        block: 'repvgg' (the paper's block) or 'qarepvgg' (QARepVGG: no BN on the identity and 1x1 branches, one BN
+            after the sum; quantizes well, same deploy form and keys). Standard RepVGG files load into either: into
+            'qarepvgg' through ``repseg.checkpoint.qarepvgg_init``, computing the same function in eval mode.
     """
 
     def __init__(self,
@@ -43,6 +51,7 @@ class RepVGG(BaseModule):
                  norm_cfg: Optional[dict] = None,
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 block: str = 'repvgg',
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, list]] = None):
         if pretrained is not None:
@@ -67,12 +76,15 @@ class RepVGG(BaseModule):
         self.norm_eval = norm_eval
         self.channels = stage_channels(self.arch_settings)
 
+        if block not in BLOCKS:
+            raise ValueError(f'RepVGG block={block!r}: expected one of {", ".join(map(repr, BLOCKS))}')
+        self.block_type = block
         specs = block_specs(self.arch_settings, in_channels, strides, dilations, fast)
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
 
         def make(spec) -> RepVGGBlock:
-            return RepVGGBlock(spec.in_channels, spec.out_channels, spec.stride, spec.dilation, spec.groups,
-                               spec.use_se, deploy, norm_cfg, with_cp)
+            return BLOCKS[block](spec.in_channels, spec.out_channels, spec.stride, spec.dilation, spec.groups,
+                                 spec.use_se, deploy, norm_cfg, with_cp, use_post_se=spec.use_post_se)
 
         self.stage0 = make(specs[0][0])
         for stage in range(1, NUM_STAGES):

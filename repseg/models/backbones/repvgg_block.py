@@ -1,7 +1,8 @@
 """One RepVGG block: three branches for training, one 3x3 conv for deployment.
 
-Attribute names follow the official RepVGG code (``rbr_dense``, ``rbr_1x1``, ``rbr_identity``, ``rbr_reparam``,
-each branch's ``conv`` and ``bn``; SE ``se.down`` / ``se.up``) so that official checkpoints map key for key.
+Attribute names follow the official RepVGG / RepVGGplus code (``rbr_dense``, ``rbr_1x1``, ``rbr_identity``,
+``rbr_reparam``, each branch's ``conv`` and ``bn``; SE ``se.down`` / ``se.up``, post-SE ``post_se.down`` /
+``post_se.up``) so that official checkpoints map key for key.
 """
 from typing import Optional, Tuple
 
@@ -27,9 +28,8 @@ class ConvBN(nn.Sequential):
 
 
 class SEBlock(nn.Module):
-    """Squeeze-excitation as in RepVGG-D2se, but pooling over the whole map.
-
-    The official code pools with ``kernel_size=width``, which is wrong on non-square segmentation inputs.
+    """Squeeze-excitation as in RepVGG-D2se (reduction 16) and RepVGGplus (reduction 4), but pooling over the whole
+    map: the official code pools with ``kernel_size=width``, which is wrong on non-square segmentation inputs.
     """
 
     def __init__(self, channels: int, reduction: int = 16):
@@ -43,15 +43,21 @@ class SEBlock(nn.Module):
         return x * w
 
 
+POST_SE_REDUCTION = 4  # RepVGGplus: SEBlock(channels, internal_neurons=channels // 4)
+
+
 class RepVGGBlock(nn.Module):
-    """ReLU(SE(BN(conv3x3 x) + BN(conv1x1 x) + BN(x))) in training, ReLU(SE(conv3x3' x)) after ``switch_to_deploy``.
+    """ReLU(SE(BN(conv3x3 x) + BN(conv1x1 x) + BN(x))) in training, ReLU(SE(conv3x3' x)) after ``switch_to_deploy``;
+    with ``use_post_se`` (RepVGGplus) a second SE follows the ReLU: post_SE(ReLU(...)).
 
     The 3x3 conv pads by its dilation; the 1x1 conv has dilation 1, no padding and the same stride and groups, so
-    that its tap sits at the centre of the 3x3 kernel and the fusion stays exact at any dilation.
+    that its tap sits at the centre of the 3x3 kernel and the fusion stays exact at any dilation. Both SEs act on
+    the fused sum or after it, so re-parameterization keeps them unchanged.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, groups: int = 1,
-                 use_se: bool = False, deploy: bool = False, norm_cfg: Optional[dict] = None, with_cp: bool = False):
+                 use_se: bool = False, deploy: bool = False, norm_cfg: Optional[dict] = None, with_cp: bool = False,
+                 use_post_se: bool = False):
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -60,6 +66,7 @@ class RepVGGBlock(nn.Module):
         self.with_cp = with_cp
         self.nonlinearity = nn.ReLU()
         self.se = SEBlock(out_channels) if use_se else nn.Identity()
+        self.post_se = SEBlock(out_channels, POST_SE_REDUCTION) if use_post_se else nn.Identity()
         if deploy:
             self.rbr_reparam = self._plain_conv()
         else:
@@ -74,11 +81,11 @@ class RepVGGBlock(nn.Module):
 
     def _forward(self, x: Tensor) -> Tensor:
         if self.deploy:
-            return self.nonlinearity(self.se(self.rbr_reparam(x)))
+            return self.post_se(self.nonlinearity(self.se(self.rbr_reparam(x))))
         out = self.rbr_dense(x) + self.rbr_1x1(x)
         if self.rbr_identity is not None:
             out = out + self.rbr_identity(x)
-        return self.nonlinearity(self.se(out))
+        return self.post_se(self.nonlinearity(self.se(out)))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad and self.training:

@@ -1,0 +1,123 @@
+"""Multi-process runs (``--launcher pytorch|slurm``) on machines with and without GPUs.
+
+On GPUs mmengine's Runner does it all: NCCL, or ``env_cfg.dist_cfg.backend``. Without an accelerator mmengine 0.10.7
+cannot start: ``init_dist`` calls ``torch.cuda.set_device`` unconditionally, its DDP wrapper passes ``device_ids``
+that torch refuses for CPU modules, and torch's SyncBN refuses CPU tensors. There RepSeg starts the process group
+itself before the Runner is built (gloo unless ``env_cfg.dist_cfg.backend`` names another CPU backend; the Runner
+then skips its own init) and wraps the model in ``CPUDistributedDataParallel``. Everything else stays mmengine's:
+samplers seeded alike on every rank, checkpoints and log files written by rank 0, results collected across ranks.
+"""
+import contextlib
+import datetime
+import inspect
+import os
+import subprocess
+from typing import Any, Dict, Iterator, List, Mapping, Optional
+
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.device import get_device
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .sync_batchnorm import convert_sync_batchnorm
+
+_DDP_ARGS = frozenset(inspect.signature(DistributedDataParallel.__init__).parameters)
+LAUNCHERS = ('none', 'pytorch', 'slurm')
+#: Variables torchrun (and ``slurm_env``) set for every process; without them ``--launcher pytorch`` cannot start.
+DIST_ENV = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+#: Backends that need GPUs; a config's (MMSegmentation's default_runtime says nccl) falls back to gloo on a CPU.
+GPU_BACKENDS = frozenset({'nccl'})
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for a model on the CPU: without ``device_ids`` (the Runner passes the local rank, which
+    torch refuses for CPU modules) and with SyncBN layers that synchronize CPU tensors (``CPUSyncBatchNorm``)."""
+
+    def __init__(self, module: nn.Module, device_ids: Optional[List[int]] = None, **kwargs: Any) -> None:
+        if 'broadcast_buffers' in kwargs and 'forward_sync_buffers' in _DDP_ARGS:
+            # torch >= 2.13 deprecates it (a FutureWarning at every start); the new flag also syncs buffers once at
+            # construction, which only makes the ranks' BN statistics start equal
+            kwargs['forward_sync_buffers'] = kwargs.pop('broadcast_buffers')
+        super().__init__(module=convert_sync_batchnorm(module), device_ids=None, **kwargs)
+
+
+def slurm_env(env: Mapping[str, str], port: Optional[int] = None) -> Dict[str, str]:
+    """The torch.distributed variables of a process started by ``srun``, as mmengine's slurm launcher sets them
+    (master: the first host of the job; port: ``port``, else MASTER_PORT, else 29500)."""
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in env]
+    if missing:
+        raise ValueError(f'--launcher slurm: {", ".join(missing)} not set; start the tool with srun '
+                         f'(or use --launcher pytorch with torchrun)')
+    out = dict(RANK=env['SLURM_PROCID'], WORLD_SIZE=env['SLURM_NTASKS'],
+               LOCAL_RANK=env.get('SLURM_LOCALID', env['SLURM_PROCID']),
+               MASTER_PORT=str(port) if port is not None else env.get('MASTER_PORT', '29500'))
+    addr = env.get('MASTER_ADDR')
+    if not addr:
+        try:
+            hosts = subprocess.run(['scontrol', 'show', 'hostnames', env['SLURM_NODELIST']], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError) as err:
+            hosts, reason = [], str(err)
+        else:
+            reason = 'no host listed'
+        if not hosts:
+            raise ValueError(f'--launcher slurm: cannot find the master host of SLURM_NODELIST='
+                             f'{env["SLURM_NODELIST"]} with scontrol ({reason}); set MASTER_ADDR')
+        addr = hosts[0]
+    out['MASTER_ADDR'] = addr
+    return out
+
+
+def cpu_backend(dist_cfg: Mapping[str, Any]) -> str:
+    """The backend for a CPU-only run: the config's, unless it needs GPUs (then gloo)."""
+    backend = dist_cfg.get('backend') or 'gloo'
+    return 'gloo' if backend in GPU_BACKENDS else backend
+
+
+def init_cpu_distributed(cfg: Config) -> bool:
+    """Start the default process group for ``cfg.launcher`` on a machine without an accelerator and make the Runner
+    wrap the model in ``CPUDistributedDataParallel``. Returns whether it started one (False: one process, a GPU
+    machine where mmengine starts it, or already started)."""
+    launcher = cfg.get('launcher', 'none')
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'--launcher {launcher}: expected one of {", ".join(LAUNCHERS)}')
+    if launcher == 'none':
+        return False
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg') or {})
+    if launcher == 'slurm':
+        os.environ.update(slurm_env(os.environ, dist_cfg.get('port')))
+    missing = [k for k in DIST_ENV if k not in os.environ]
+    if missing:
+        raise ValueError(f'--launcher {launcher}: {", ".join(missing)} not set; start the tool with '
+                         f'`torchrun --nproc_per_node N tools/...` (or use --launcher none for one process)')
+    if get_device() != 'cpu' or dist.is_initialized():
+        return False
+    backend = cpu_backend(dist_cfg)
+    kwargs = {k: v for k, v in dist_cfg.items() if k not in ('backend', 'port', 'init_backend')}
+    if kwargs.get('timeout') is not None:
+        kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+    dist.init_process_group(backend=backend, rank=int(os.environ['RANK']),
+                            world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        # the arguments mmengine's Runner gives its default wrapper
+        wrapper.setdefault('broadcast_buffers', False)
+        wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+        wrapper['type'] = 'CPUDistributedDataParallel'
+    cfg.model_wrapper_cfg = wrapper
+    return True
+
+
+@contextlib.contextmanager
+def distributed_run(cfg: Config) -> Iterator[None]:
+    """Start the process group where RepSeg has to (``init_cpu_distributed``) and end it after a successful run, so
+    that processes exit cleanly. After a failure it is left to the process exit (tearing it down could block on
+    ranks that are still waiting in a collective)."""
+    init_cpu_distributed(cfg)
+    yield
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,145 @@
+"""Per-layer range diagnostics of fused (deploy) kernels: why a re-parameterized net loses accuracy in int8.
+
+A symmetric int8 weight quantizer spends its 255 levels on ``[-max|w|, max|w|]``: a kernel whose largest weight is
+many standard deviations out (an outlier) leaves the bulk of its weights a few levels. RepVGG's fusion adds the
+identity branch's BN scale ``gamma / sqrt(var + eps)`` to one centre tap per output channel; after a ReLU, near-dead
+input channels have tiny variances and so huge scales (QARepVGG, Chu et al.), hence outliers that per-tensor
+quantization (one scale per layer) cannot absorb and per-channel quantization only partly can.
+
+Figures per layer: ``max|w| / std`` of the whole kernel and per output channel (worst and median channel), how far
+the widest channel's range is above the median channel's (what a per-tensor scale must cover), and the int8 weight
+error of symmetric quantization with one scale per tensor and one per output channel: the median over output
+channels of ``||W_c - Q(W)_c|| / ||W_c||`` (a typical channel's loss; a norm over the whole kernel would be
+dominated by the outlier itself and hide what happens to the rest).
+For a train-form segmentor, ``branch_ranges`` also says which branch (3x3, 1x1, identity) sets each block's range.
+"""
+import copy
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Mapping
+
+import torch
+from torch import Tensor, nn
+
+INT8_LEVELS = 127  # symmetric: [-127, 127]
+
+
+@dataclass
+class KernelRange:
+    """Range figures of one fused kernel (see the module docstring)."""
+
+    name: str
+    shape: List[int]
+    max_over_std: float
+    channel_max_over_std_worst: float
+    channel_max_over_std_median: float
+    channel_range_spread: float  # max over channels of max|w_c|, over the median channel's max|w_c|
+    int8_error_per_tensor: float  # median over output channels of the channel's relative error
+    int8_error_per_channel: float
+
+
+def quantize_symmetric(weight: Tensor, per_channel: bool, levels: int = INT8_LEVELS) -> Tensor:
+    """``weight`` through symmetric int8 quantization (round to nearest; scale max|w| / levels, per tensor or per
+    output channel), back in float."""
+    w = weight.detach().double()
+    if per_channel:
+        amax = w.abs().flatten(1).amax(1).view(-1, *([1] * (w.dim() - 1)))
+    else:
+        amax = w.abs().max()
+    scale = torch.where(amax > 0, amax / levels, torch.ones_like(amax))
+    return (torch.clamp(torch.round(w / scale), -levels, levels) * scale).to(weight.dtype)
+
+
+def channel_error(weight: Tensor, quantized: Tensor) -> float:
+    """Median over output channels of ``||W_c - Q_c|| / ||W_c||`` (all-zero channels skipped)."""
+    w, q = weight.double().flatten(1), quantized.double().flatten(1)
+    norms = w.norm(dim=1)
+    keep = norms > 0
+    return float(((w - q).norm(dim=1)[keep] / norms[keep]).median()) if keep.any() else 0.0
+
+
+def kernel_range(name: str, weight: Tensor) -> KernelRange:
+    """The figures of one kernel (out_channels x ... ; any conv or linear weight)."""
+    w = weight.detach().double()
+    flat = w.flatten(1)
+    std = float(w.std()) if w.numel() > 1 else 0.0
+    ch_max = flat.abs().amax(1)
+    ch_std = flat.std(1) if flat.shape[1] > 1 else torch.zeros_like(ch_max)
+    ratios = torch.where(ch_std > 0, ch_max / ch_std.clamp_min(1e-30), torch.zeros_like(ch_max))
+    median_max = float(ch_max.median())
+    return KernelRange(
+        name=name, shape=list(weight.shape),
+        max_over_std=float(w.abs().max()) / std if std > 0 else 0.0,
+        channel_max_over_std_worst=float(ratios.max()), channel_max_over_std_median=float(ratios.median()),
+        channel_range_spread=float(ch_max.max()) / median_max if median_max > 0 else float('inf'),
+        int8_error_per_tensor=channel_error(w, quantize_symmetric(w, per_channel=False)),
+        int8_error_per_channel=channel_error(w, quantize_symmetric(w, per_channel=True)))
+
+
+def fused_kernels(segmentor: nn.Module) -> Dict[str, Tensor]:
+    """The kernels the deployed network multiplies with: RepVGG blocks re-parameterized and every conv-BN pair folded
+    (on a copy; the segmentor is unchanged), by module path. The auxiliary head (training only) is left out."""
+    from repseg.benchmark.models import fuse_conv_bn_pairs
+    from repseg.models import reparameterize
+    model = copy.deepcopy(segmentor).eval()
+    if hasattr(model, 'auxiliary_head'):
+        del model.auxiliary_head
+    with torch.no_grad():
+        reparameterize(model)
+        fuse_conv_bn_pairs(model)
+    return {name: module.weight.detach().clone() for name, module in model.named_modules()
+            if isinstance(module, (nn.Conv2d, nn.Linear))}
+
+
+def kernel_ranges(kernels: Mapping[str, Tensor]) -> List[KernelRange]:
+    """``kernel_range`` of every kernel, in the given order."""
+    return [kernel_range(name, weight) for name, weight in kernels.items()]
+
+
+def summarize(ranges: List[KernelRange]) -> Dict[str, Any]:
+    """Worst layer and median over layers of each figure."""
+    if not ranges:
+        raise ValueError('no kernels to summarize')
+    out: Dict[str, Any] = {'layers': len(ranges)}
+    for key in ('max_over_std', 'channel_max_over_std_worst', 'channel_range_spread', 'int8_error_per_tensor',
+                'int8_error_per_channel'):
+        worst = max(ranges, key=lambda r: getattr(r, key))
+        out[key] = {'worst_layer': worst.name, 'worst': getattr(worst, key),
+                    'median': statistics.median(getattr(r, key) for r in ranges)}
+    return out
+
+
+def range_report(segmentor: nn.Module) -> Dict[str, Any]:
+    """Per-layer figures of the fused kernels and their summary, as JSON-ready dicts (``branches`` too for a
+    train-form RepVGG backbone)."""
+    ranges = kernel_ranges(fused_kernels(segmentor))
+    report = {'summary': summarize(ranges), 'layers': [asdict(r) for r in ranges]}
+    branches = branch_ranges(segmentor)
+    if branches:
+        report['branches'] = branches
+    return report
+
+
+@torch.no_grad()
+def branch_ranges(segmentor: nn.Module) -> List[Dict[str, Any]]:
+    """For each train-form RepVGG block: the largest |weight| each branch contributes to the fused kernel (BN folded;
+    the identity branch's is its largest BN scale) and which branch sets the fused kernel's maximum. Empty for a
+    deploy-form model."""
+    from repseg.models.backbones.repvgg_block import RepVGGBlock
+    from repseg.models.utils import fuse_conv_bn, identity_kernel, pad_1x1_to_3x3
+    out = []
+    for name, block in segmentor.named_modules():
+        if not isinstance(block, RepVGGBlock) or block.deploy:
+            continue
+        dense, _ = fuse_conv_bn(block.rbr_dense.conv.weight, block.rbr_dense.bn)
+        one, _ = fuse_conv_bn(block.rbr_1x1.conv.weight, block.rbr_1x1.bn)
+        parts = {'dense_3x3': dense, '1x1': pad_1x1_to_3x3(one)}
+        if block.rbr_identity is not None:
+            parts['identity'], _ = fuse_conv_bn(identity_kernel(block.in_channels, block.groups, dense),
+                                                block.rbr_identity)
+        fused, _ = block.get_equivalent_kernel_bias()
+        flat_index = int(fused.abs().argmax())
+        at_max = {k: float(v.flatten()[flat_index].abs()) for k, v in parts.items()}
+        out.append({'block': name, **{f'max_{k}': float(v.abs().max()) for k, v in parts.items()},
+                    'max_fused': float(fused.abs().max()), 'largest_at_max': max(at_max, key=at_max.get)})
+    return out

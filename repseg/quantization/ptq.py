@@ -1,0 +1,140 @@
+"""int8 post-training quantization of an OpenVINO model with NNCF, and what the result holds.
+
+Settings (docs/quantization.md says how they were chosen): ``performance`` preset (symmetric int8 weights and
+activations, what the CPU plugin runs fastest), no model type (a CNN), fast bias correction, CPU target, NNCF's
+default overflow fix (first layer's weights in 7 bits: exact on AVX2-only CPUs, whose int8 multiply saturates
+16-bit sums). The accuracy-aware variant reverts the layers that hurt the metric most to float, one group at a
+time, until the drop fits.
+"""
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+PRESETS = ('performance', 'mixed')
+#: OpenVINO ops that carry weights and that NNCF quantizes.
+WEIGHTED_OPS = frozenset({'Convolution', 'GroupConvolution', 'ConvolutionBackpropData', 'MatMul'})
+
+
+def nncf_version() -> str:
+    return _nncf().__version__
+
+
+def _nncf() -> Any:
+    try:
+        import nncf
+    except ImportError:
+        raise ModuleNotFoundError('nncf is not installed; install the deploy extra: pip install -e ".[deploy]" '
+                                  '(or pip install openvino nncf)') from None
+    return nncf
+
+
+def _settings(preset: str, fast_bias_correction: bool, subset_size: int) -> Dict[str, Any]:
+    nncf = _nncf()
+    if preset not in PRESETS:
+        raise ValueError(f'preset {preset!r}: expected one of {", ".join(PRESETS)}')
+    return dict(preset=nncf.QuantizationPreset(preset), target_device=nncf.TargetDevice.CPU, model_type=None,
+                subset_size=subset_size, fast_bias_correction=fast_bias_correction)
+
+
+def quantize_model(model: Any, calibration: Sequence[Any], preset: str = 'performance',
+                   fast_bias_correction: bool = True) -> Any:
+    """int8 ``openvino.Model`` from an fp32 one; ``calibration``: a sequence of network inputs (arrays/tensors),
+    all of them used."""
+    nncf = _nncf()
+    items = _as_numpy(calibration)
+    return nncf.quantize(model, nncf.Dataset(items), **_settings(preset, fast_bias_correction, len(items)))
+
+
+def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], validation: Sequence[Any],
+                                   validation_fn: Callable[[Any, Iterable[Any]], Tuple[float, List[float]]],
+                                   max_drop: float, preset: str = 'performance', fast_bias_correction: bool = True,
+                                   max_iterations: Optional[int] = None) -> Any:
+    """NNCF's accuracy-aware PTQ: quantize, then revert the most harmful layers to float until
+    ``validation_fn``'s metric drops by at most ``max_drop`` (absolute, in the metric's units) or nothing is left
+    to revert. ``validation_fn(compiled_model, items) -> (metric, per-item metrics)``. The result may still miss
+    the target: the caller re-evaluates it."""
+    import sys
+    nncf = _nncf()
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+    items = _as_numpy(calibration)
+    restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations or sys.maxsize,
+                                                  num_ranking_workers=1, ranking_subset_size=len(validation))
+    return nncf.quantize_with_accuracy_control(
+        model, nncf.Dataset(items), nncf.Dataset(validation), validation_fn, max_drop=max_drop,
+        drop_type=nncf.DropType.ABSOLUTE, advanced_accuracy_restorer_parameters=restorer,
+        **_settings(preset, fast_bias_correction, len(items)))
+
+
+class _NumpyItems:
+    """A lazy view of a sequence of inputs as float32 numpy arrays (NNCF's OpenVINO backend wants numpy)."""
+
+    def __init__(self, items: Sequence[Any]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        item = self.items[i]
+        return item.detach().cpu().float().numpy() if hasattr(item, 'detach') else item
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _as_numpy(items: Sequence[Any]) -> _NumpyItems:
+    if len(items) == 0:
+        raise ValueError('no calibration inputs given')
+    return _NumpyItems(items)
+
+
+def layer_name(op: Any) -> str:
+    """A PyTorch module path for a weighted OpenVINO op (e.g. 'backbone.stage3.4.rbr_reparam',
+    'decode_head.bottleneck'); ops renamed by OpenVINO's conv+BN folding take the name of the BN after them."""
+    name = op.get_friendly_name()
+    if not name.startswith('__module.'):
+        for target in op.output(0).get_target_inputs():
+            candidate = target.get_node().get_friendly_name()
+            if candidate.startswith('__module.'):
+                name = candidate
+                break
+    path = name.split('/')[0]
+    for prefix in ('__module.', 'segmentor.', 'network.'):
+        path = path[len(prefix):] if path.startswith(prefix) else path
+    parts = path.split('.')
+    while len(parts) > 1 and parts[-1] in ('bn', 'conv'):
+        parts.pop()
+    return '.'.join(parts)
+
+
+def _weight_is_int8(op: Any) -> bool:
+    """Whether the weight input of ``op`` comes from an int8 constant (NNCF's compressed weights) or a
+    FakeQuantize (quantized weights not yet compressed)."""
+    node = op.input_value(1).get_node()
+    for _ in range(6):
+        kind = node.get_type_name()
+        if kind == 'FakeQuantize':
+            return True
+        if kind == 'Constant':
+            return node.get_element_type().get_type_name() in ('i8', 'u8', 'i4', 'u4')
+        if node.get_input_size() == 0:
+            return False
+        node = node.input_value(0).get_node()
+    return False
+
+
+def layer_precisions(model: Any) -> Dict[str, str]:
+    """'int8' or 'float' for every weighted layer of an OpenVINO model, by PyTorch module path, in graph order."""
+    out: Dict[str, str] = {}
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in WEIGHTED_OPS and op.get_input_size() > 1:
+            out[layer_name(op)] = 'int8' if _weight_is_int8(op) else 'float'
+    return out
+
+
+def float_layers(model: Any) -> List[str]:
+    """The weighted layers an (int8) OpenVINO model keeps in floating point."""
+    return [name for name, precision in layer_precisions(model).items() if precision == 'float']
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes of the model's constants (its weights: what the IR's .bin holds)."""
+    return int(sum(op.get_byte_size() for op in model.get_ordered_ops() if op.get_type_name() == 'Constant'))

@@ -1,0 +1,111 @@
+"""OpenVINO: conversion of a ``Tensor -> Tensor`` PyTorch module, IR bytes in and out, and a compiled callable.
+
+Converted straight from PyTorch (``openvino.convert_model`` traces the module with an example input) rather than
+through the project's ONNX export: the trace keeps PSP's adaptive pooling and the resizes as shape-generic ops, so
+one IR takes any N and H x W (whole images and sliding windows alike), it converts in seconds (the dynamo ONNX
+exporter takes much longer and is static), and it matches eager fp32 to a few 1e-6 x max|logit|.
+
+The CPU plugin runs fp32 models in bf16 by itself where the CPU has AVX512_BF16 or AMX; ``INFERENCE_PRECISION_HINT``
+is pinned to f32 so that an 'fp32' row is fp32 (int8 layers stay int8; only the layers left in float are affected).
+Threads: as many as PyTorch uses, latency mode (one stream), as the other runtimes.
+"""
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+IR_XML, IR_BIN = 'model.xml', 'model.bin'
+
+
+def require_openvino() -> Any:
+    """The ``openvino`` module, or a one-line error saying how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        raise ModuleNotFoundError('openvino is not installed; install the deploy extra: pip install -e ".[deploy]" '
+                                  '(or pip install openvino nncf)') from None
+    return openvino
+
+
+def openvino_version() -> str:
+    return require_openvino().get_version()
+
+
+def compile_options(threads: Optional[int] = None, precision: str = 'f32') -> Dict[str, Any]:
+    """CPU plugin options: fp32 pinned (no automatic bf16), ``threads`` (default PyTorch's), latency mode."""
+    return {'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': int(threads or torch.get_num_threads()),
+            'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': 1}
+
+
+@torch.no_grad()
+def convert_module(module: nn.Module, example: Tensor, dynamic: bool = True) -> Any:
+    """``openvino.Model`` of an eval-mode ``Tensor -> Tensor`` module, traced on ``example``. ``dynamic``: the
+    batch and spatial sizes stay free (the channel count is fixed); else the IR is specialized to ``example``."""
+    ov = require_openvino()
+    if example.dim() != 4:
+        raise ValueError(f'openvino: expected an N x C x H x W example input, got shape {tuple(example.shape)}')
+    shape = [-1, int(example.shape[1]), -1, -1] if dynamic else list(example.shape)
+    return ov.convert_model(module.eval(), example_input=example.cpu(), input=[ov.PartialShape(shape)])
+
+
+def ir_bytes(model: Any) -> Tuple[bytes, bytes]:
+    """(xml, bin) of ``model`` as OpenVINO writes them, weights not compressed to fp16 (fp32 stays fp32)."""
+    ov = require_openvino()
+    with tempfile.TemporaryDirectory(prefix='repseg-ir-') as tmp:
+        ov.save_model(model, os.path.join(tmp, IR_XML), compress_to_fp16=False)
+        return Path(tmp, IR_XML).read_bytes(), Path(tmp, IR_BIN).read_bytes()
+
+
+def read_ir(xml: bytes, weights: bytes) -> Any:
+    """``openvino.Model`` from IR bytes (the weights are copied: the model does not keep the buffers alive)."""
+    ov = require_openvino()
+    return ov.Core().read_model(model=bytes(xml), weights=bytes(weights))
+
+
+class OpenVINONetwork:
+    """A compiled OpenVINO model as a ``Tensor -> Tensor`` callable (first output, on the CPU, float32).
+
+    ``model`` is kept (the uncompiled ``openvino.Model``) for re-quantization and for writing the IR.
+    """
+
+    def __init__(self, model: Any, threads: Optional[int] = None, precision: str = 'f32', compiled: Any = None):
+        ov = require_openvino()
+        self.model = model
+        self.options = compile_options(threads, precision)
+        self.compiled = compiled if compiled is not None else ov.Core().compile_model(model, 'CPU', self.options)
+        self.request = self.compiled.create_infer_request()
+
+    @classmethod
+    def from_compiled(cls, compiled: Any) -> 'OpenVINONetwork':
+        """Wrap a model compiled elsewhere (NNCF's accuracy control compiles its candidates itself, fp32 pinned)."""
+        return cls(None, compiled=compiled)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.request.infer({0: np.ascontiguousarray(x.detach().cpu().float().numpy())})
+        return torch.from_numpy(np.array(self.request.get_output_tensor(0).data, copy=True))
+
+
+def _prepare_openvino(model: nn.Module, example: Tensor) -> OpenVINONetwork:
+    """fp32 OpenVINO (see the module docstring); shape-generic, so ``example`` only serves the trace."""
+    return OpenVINONetwork(convert_module(model, example))
+
+
+def _prepare_openvino_int8(model: nn.Module, example: Tensor, calibration: Optional[list] = None) -> OpenVINONetwork:
+    """int8 OpenVINO: the fp32 IR quantized by NNCF (``repseg.quantization.ptq``) on ``calibration`` (input
+    tensors); without it, on crops of a real street frame (or generated scenes), normalized with MMSegmentation's
+    ImageNet mean/std. The callable records ``calibration_source`` and ``weight_bytes`` (fp32 and int8 IR)."""
+    from repseg.quantization.calibration import street_frames
+    from repseg.quantization.ptq import quantize_model, weight_bytes
+    fp32 = convert_module(model, example)
+    source = 'given'
+    if calibration is None:
+        calibration, source = street_frames(tuple(example.shape[2:]))
+    quantized = quantize_model(fp32, [c.cpu() for c in calibration])
+    run = OpenVINONetwork(quantized)
+    run.calibration_source = source
+    run.weight_bytes = {'fp32': weight_bytes(fp32), 'int8': weight_bytes(quantized)}
+    return run
