@@ -10,42 +10,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SAMPLE_CONFIG, randomize_bn
+from conftest import REPO, SAMPLE_CONFIG, TINY, TINY_LAYERS, make_tiny, randomize_bn
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
-from repseg.apis import inference, init_segmentor, sync_bn_to_bn
+from repseg.apis import inference, init_segmentor
 from repseg.datasets import make_sample_dataset
 from repseg.quantization import kernel_range, kernel_ranges, quantize_symmetric, range_report, summarize
 from repseg.utils.io import safe_torch_load
 
 pytest.importorskip('nncf')
 pytest.importorskip('openvino')
-
-#: A RepVGG small enough for seconds: 7 blocks (stage 2 has an identity branch), 16-256 channels.
-TINY = """_base_ = ['{base}']
-data_root = '{data}/'
-model = dict(backbone=dict(arch=dict(_delete_=True, num_blocks=(1, 2, 2, 1), width_factor=(0.25, 0.25, 0.25, 0.5))),
-             decode_head=dict(in_channels=256, channels=32), auxiliary_head=dict(in_channels=64, channels=16))
-train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-"""
-TINY_LAYERS = 7 + 6  # backbone blocks + PSP (4 pyramid convs, bottleneck, classifier)
-
-
-def make_tiny(root: Path) -> tuple:
-    """Generated scenes (4 train, 2 val, 128x64), the tiny config, and a train-form checkpoint with non-trivial BN."""
-    make_sample_dataset(root / 'data', num_train=4, num_val=2, size=(128, 64), seed=0)
-    config = root / 'tiny.py'
-    config.write_text(TINY.format(base=SAMPLE_CONFIG, data=root / 'data'))
-    torch.manual_seed(0)
-    model = MODELS.build(sync_bn_to_bn(Config.fromfile(str(config)).model.to_dict()))
-    model.init_weights()
-    randomize_bn(model)
-    checkpoint = root / 'tiny.pth'
-    torch.save(dict(meta=dict(iter=0), state_dict=model.state_dict()), checkpoint)
-    return config, checkpoint
 
 
 def run_tool(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -1,41 +1,28 @@
 """What ``tools/quantize.py`` does: deploy form -> OpenVINO fp32 (proven equal) -> NNCF int8 -> mIoU of both on the
 validation split -> accuracy-aware fallback when the drop is too large -> the self-contained int8 folder, or
 nothing at all when even the fallback cannot keep the drop within ``max_drop``."""
-import platform
-import statistics
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
-from torch import nn
 
-import repseg
-from repseg.apis import init_segmentor, read_config, segment
-from repseg.deploy import AlreadyDeployed, TensorModeLogits, compare_logits, config_text, convert_to_deploy
-from repseg.runtime.cpu_features import cpu_isa
-from repseg.runtime.openvino_runtime import OpenVINONetwork, compile_options, convert_module, ir_bytes, openvino_version
-from .artifacts import check_out_dir, checkpoint_state, int8_config, ir_model_config, write_folder
+from repseg.apis import init_segmentor, read_config
+from repseg.deploy import AlreadyDeployed, TensorModeLogits, compare_logits, convert_to_deploy
+from repseg.runtime.openvino_runtime import OpenVINONetwork, compile_options, convert_module, openvino_version
+from .artifacts import check_out_dir
 from .calibration import CalibrationSet, network_inputs
 from .diagnostics import range_report
-from .evaluation import Evaluation, ValidationItems, evaluate, validation_fn
-from .ptq import (float_layers, layer_precisions, nncf_version, quantize_model, quantize_with_accuracy_control,
-                  weight_bytes)
+from .evaluation import ValidationItems, evaluate, validation_fn
+from .ptq import float_layers, layer_precisions, nncf_version, quantize_model, quantize_with_accuracy_control
+from .result import Quantization, drop_of, ir_segmentor, median_ms, metrics_of, write_result
 
 PARITY_RTOL = 1e-4
 
 
 class QuantizationRefused(ValueError):
     """Even accuracy-aware quantization loses more than ``max_drop`` mIoU: nothing is written."""
-
-
-@dataclass
-class Quantization:
-    report: Dict[str, Any]
-    files: List[Path]
 
 
 def deploy_source(cfg: Config, checkpoint: Union[str, Path], workdir: Path,
@@ -51,38 +38,6 @@ def deploy_source(cfg: Config, checkpoint: Union[str, Path], workdir: Path,
     except AlreadyDeployed:
         return cfg, Path(checkpoint), None
     return conversion.config, conversion.checkpoint, [d.as_dict() for d in conversion.diffs]
-
-
-def median_ms(network: Callable, x: torch.Tensor, repeats: int = 3) -> float:
-    network(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        network(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def _metrics(ev: Evaluation, name: str) -> Dict[str, float]:
-    return {k: ev.metrics[name][k] for k in ('mIoU', 'mAcc', 'aAcc')}
-
-
-def _drop(ev: Evaluation) -> float:
-    return round(ev.metrics['fp32']['mIoU'] - ev.metrics['int8']['mIoU'], 2)
-
-
-def _agreement_on_images(segmentor: nn.Module, networks: Dict[str, Callable], images: Sequence[Path]) -> List[dict]:
-    """Pixel agreement int8 vs fp32 on extra images (e.g. real street frames), through the inference path."""
-    from repseg.apis.batch import collect_images
-    out = []
-    for path, _ in collect_images(images):
-        preds = {}
-        for name, network in networks.items():
-            segmentor.network.use(network)
-            preds[name] = segment(segmentor, path).pred_sem_seg.data
-        agree = float((preds['fp32'] == preds['int8']).float().mean())
-        out.append({'image': str(path), 'shape': list(preds['fp32'].shape[-2:]), 'pixel_agreement': agree})
-    return out
 
 
 def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], out_dir: Union[str, Path],
@@ -131,107 +86,59 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
     log(f'calibrating on {len(calib)} images of the training split (test pipeline, '
         f'{float_model.test_cfg.get("mode", "whole")} mode)')
     int8_model = quantize_model(fp32_model, calib, preset, fast_bias_correction)
-    ov_segmentor = _ir_segmentor(float_model)
+    ov_segmentor = ir_segmentor(float_model)
     log(f'evaluating fp32 and int8 on {len(val)} validation images')
     plain = evaluate(cfg, ov_segmentor, {'fp32': fp32, 'int8': OpenVINONetwork(int8_model)}, val)
     log(f'plain PTQ: fp32 mIoU {plain.metrics["fp32"]["mIoU"]:.2f}, int8 {plain.metrics["int8"]["mIoU"]:.2f} '
-        f'(drop {_drop(plain):.2f}), pixel agreement {100 * plain.agreement["int8"]:.2f}%')
+        f'(drop {drop_of(plain):.2f}), pixel agreement {100 * plain.agreement["int8"]:.2f}%')
     final, final_ev, method, control = int8_model, plain, 'ptq', None
-    if _drop(plain) > max_drop:
-        log(f'drop {_drop(plain):.2f} > --max-drop {max_drop:g}: accuracy-aware quantization (the most harmful '
+    if drop_of(plain) > max_drop:
+        log(f'drop {drop_of(plain):.2f} > --max-drop {max_drop:g}: accuracy-aware quantization (the most harmful '
             f'layers back to float)')
         validate = validation_fn(cfg, ov_segmentor, val, OpenVINONetwork.from_compiled)
         final = quantize_with_accuracy_control(fp32_model, calib, val, validate, max_drop, preset,
                                                fast_bias_correction, max_iterations)
         final_ev = evaluate(cfg, ov_segmentor, {'fp32': fp32, 'int8': OpenVINONetwork(final)}, val)
         method = 'accuracy_control'
-        control = {'int8': _metrics(final_ev, 'int8'), 'drop': _drop(final_ev),
+        control = {'int8': metrics_of(final_ev, 'int8'), 'drop': drop_of(final_ev),
                    'pixel_agreement': final_ev.agreement['int8'], 'layers_in_float': float_layers(final)}
-        log(f'accuracy control: int8 mIoU {final_ev.metrics["int8"]["mIoU"]:.2f} (drop {_drop(final_ev):.2f}) '
+        log(f'accuracy control: int8 mIoU {final_ev.metrics["int8"]["mIoU"]:.2f} (drop {drop_of(final_ev):.2f}) '
             f'with {len(control["layers_in_float"])} layers in float')
         if not any(p == 'int8' for p in layer_precisions(final).values()):
             raise QuantizationRefused(
                 f'{checkpoint}: accuracy control kept every layer in float to reach int8 mIoU '
                 f'{final_ev.metrics["int8"]["mIoU"]:.2f} vs fp32 mIoU {final_ev.metrics["fp32"]["mIoU"]:.2f} (plain '
-                f'PTQ: {plain.metrics["int8"]["mIoU"]:.2f}, drop {_drop(plain):.2f} > --max-drop {max_drop:g}): no '
+                f'PTQ: {plain.metrics["int8"]["mIoU"]:.2f}, drop {drop_of(plain):.2f} > --max-drop {max_drop:g}): no '
                 f'int8 layer is left; nothing written')
-        if _drop(final_ev) > max_drop:
+        if drop_of(final_ev) > max_drop:
             raise QuantizationRefused(
                 f'{checkpoint}: int8 mIoU {final_ev.metrics["int8"]["mIoU"]:.2f} vs fp32 mIoU '
-                f'{final_ev.metrics["fp32"]["mIoU"]:.2f} (drop {_drop(final_ev):.2f} > --max-drop {max_drop:g}) '
+                f'{final_ev.metrics["fp32"]["mIoU"]:.2f} (drop {drop_of(final_ev):.2f} > --max-drop {max_drop:g}) '
                 f'even with {len(control["layers_in_float"])} layer(s) kept in float; nothing written')
 
-    final_net = OpenVINONetwork(final)
-    fp32_ms, int8_ms = median_ms(fp32, example), median_ms(final_net, example)
     if control is not None:  # what the layers kept in float cost
-        control['speed'] = {'plain_ptq_int8_ms': median_ms(OpenVINONetwork(int8_model), example), 'int8_ms': int8_ms,
-                            'fp32_ms': fp32_ms}
-    ir = dict(zip(('xml', 'weights'), ir_bytes(final)))
-    model_cfg = ir_model_config(float_model, ir)
+        control['speed'] = {'plain_ptq_int8_ms': median_ms(OpenVINONetwork(int8_model), example)}
     header = (f'int8 (OpenVINO IR quantized by NNCF) of {Path(config)}\nweights: int8.pth (the IR as uint8 buffers; '
               f'also int8.xml / int8.bin), quantized from {Path(checkpoint)}')
-    text = config_text(int8_config(cfg, model_cfg), header)
-    _check_written_form(text, ir, final_net, example)
-    agreement = _agreement_on_images(ov_segmentor, {'fp32': fp32, 'int8': final_net}, agreement_images)
-    precisions = layer_precisions(final)
     report = {
-        'config': str(config), 'checkpoint': str(checkpoint), 'deploy_conversion': conversion,
-        'method': method, 'max_drop': max_drop,
-        'fp32': _metrics(final_ev, 'fp32'), 'int8': _metrics(final_ev, 'int8'), 'drop': _drop(final_ev),
-        'pixel_agreement': final_ev.agreement['int8'],
-        'plain_ptq': {'int8': _metrics(plain, 'int8'), 'drop': _drop(plain),
+        'method': method, 'deploy_conversion': conversion, 'max_drop': max_drop,
+        'plain_ptq': {'int8': metrics_of(plain, 'int8'), 'drop': drop_of(plain),
                       'pixel_agreement': plain.agreement['int8'], 'layers_in_float': float_layers(int8_model)},
         'accuracy_control': control,
-        'layers_in_float': [n for n, p in precisions.items() if p == 'float'],
-        'layers_int8': sum(p == 'int8' for p in precisions.values()),
         'calibration': {'images': len(calib), 'split': 'train', 'pipeline': 'test',
                         'mode': float_model.test_cfg.get('mode', 'whole'), 'first_images': calib.image_paths()[:3]},
-        'validation': {'images': len(val), 'split': 'val', 'runtime': 'openvino, both fp32 and int8'},
         'parity_openvino_fp32_vs_eager': parity.as_dict(),
-        'speed': {'shape': list(example.shape), 'fp32_ms': fp32_ms, 'int8_ms': int8_ms,
-                  'speedup': fp32_ms / int8_ms, 'threads': torch.get_num_threads(), 'repeats': 3},
-        'weights_bytes': {'fp32': weight_bytes(fp32_model), 'int8': weight_bytes(final)},
-        'agreement_images': agreement,
-        'backend': {'name': 'openvino + nncf', 'openvino': openvino_version(), 'nncf': nncf_version(),
-                    'preset': preset, 'fast_bias_correction': fast_bias_correction, 'model_type': None,
-                    'target_device': 'CPU', 'shapes': 'dynamic N x 3 x H x W',
-                    'compile_options': {k: str(v) for k, v in compile_options().items()}},
-        'versions': {'torch': torch.__version__, 'repseg': repseg.__version__, 'python': platform.python_version()},
-        'cpu': {'name': _machine(), **cpu_isa()},
+        'backend': backend_info(preset, fast_bias_correction),
         # from the train form when there is one: the same fused kernels, plus which branch sets their range
         'kernel_ranges': range_report(init_segmentor(source_cfg, checkpoint) if conversion else float_model),
     }
-    ckpt_meta = {'dataset_meta': getattr(float_model, 'dataset_meta', None), 'quantization': {
-        k: report[k] for k in ('method', 'fp32', 'int8', 'drop', 'pixel_agreement', 'layers_in_float')},
-        'source_config': str(config), 'source_checkpoint': str(checkpoint), 'repseg_version': repseg.__version__}
-    files = write_folder(out_dir, text, checkpoint_state(ir), ckpt_meta, ir, report)
-    log(f'wrote {", ".join(str(f) for f in files)}')
-    return Quantization(report, files)
+    return write_result(out_dir, cfg, float_model, fp32_model, final, final_ev, example, header, report,
+                        {'config': str(config), 'checkpoint': str(checkpoint)}, agreement_images, log)
 
 
-def _machine() -> str:
-    from repseg.benchmark.report import machine_name
-    return machine_name()
-
-
-def _ir_segmentor(float_model: nn.Module) -> nn.Module:
-    """An ``OpenVINOEncoderDecoder`` with the float segmentor's settings and no IR: networks are plugged in with
-    ``network.use``."""
-    from mmseg.registry import MODELS
-    model = MODELS.build(ir_model_config(float_model, {'xml': b'', 'weights': b''}, precision='fp32'))
-    model.dataset_meta = getattr(float_model, 'dataset_meta', None)
-    return model.eval()
-
-
-def _check_written_form(text: str, ir: Dict[str, bytes], network: Callable, example: torch.Tensor) -> None:
-    """Build the int8 segmentor from the config text as it will be read back, load the state dict strictly, and
-    require the same logits as the in-memory int8 network (the files are the model that was evaluated)."""
-    from mmseg.registry import MODELS
-    cfg = Config.fromstring(text, '.py')
-    model = MODELS.build(cfg.model)
-    model.load_state_dict(checkpoint_state(ir), strict=True)
-    with torch.no_grad():
-        diff = (model.network(example) - network(example)).abs().max().item()
-    if diff != 0:
-        raise RuntimeError(f'the int8 model read back from its config and state dict differs from the evaluated one '
-                           f'(max |diff| {diff:.3e}); nothing written')
+def backend_info(preset: str, fast_bias_correction: bool) -> Dict[str, Any]:
+    """What quantized the model, for the report."""
+    return {'name': 'openvino + nncf', 'openvino': openvino_version(), 'nncf': nncf_version(),
+            'preset': preset, 'fast_bias_correction': fast_bias_correction, 'model_type': None,
+            'target_device': 'CPU', 'shapes': 'dynamic N x 3 x H x W',
+            'compile_options': {k: str(v) for k, v in compile_options().items()}}

@@ -1,0 +1,238 @@
+"""Quantization-aware training (QAT) as an ordinary MMSegmentation training run, ending in the int8 folder that
+``tools/quantize.py`` writes.
+
+``QATEncoderDecoder`` is built from a trained float segmentor (its config and checkpoint): a train-form RepVGG
+backbone is converted to the deploy form first (with the converter's proof), then NNCF's PyTorch backend inserts
+fake quantizers into backbone + decode head, the network that is deployed, with the same scheme as PTQ (symmetric
+int8, per-channel weights, per-tensor activations, CPU target, first layer's weights in 7 bits) and initializes
+them on calibration images of the float config's training split. mmengine's Runner then fine-tunes the weights and
+quantizer scales with the config's optimizer and schedule; the auxiliary head stays float (it is not deployed).
+
+``QATExportHook`` (after training, rank 0) converts the trained network to OpenVINO, where NNCF's quantizers become
+FakeQuantize + int8 kernels, evaluates it against the float checkpoint's deploy form on the validation split
+exactly as ``tools/quantize.py`` does, and writes ``int8_config.py``, ``int8.pth``, ... under the work dir.
+
+Why NNCF (not torch's eager ``torch.quantization``, which is deprecated): it quantizes the unchanged module
+through function hooks, its quantizers map one to one onto OpenVINO's, and the result runs in the runtime already
+chosen for PTQ (docs/quantization.md). Unlike the official RepVGG QAT, no BN is re-inserted after the fused convs:
+the deploy weights are fine-tuned directly, with a small learning rate.
+"""
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.utils import add_prefix
+from torch import Tensor, nn
+
+SEGMENTOR_TYPE = 'QATEncoderDecoder'
+
+
+class DeployedNetwork(nn.Module):
+    """Backbone + decode head: the network that is deployed and quantized. It also returns the backbone's features,
+    from which the float auxiliary head learns."""
+
+    def __init__(self, backbone: nn.Module, decode_head: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.decode_head = decode_head
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+        feats = self.backbone(x)
+        return self.decode_head(feats), feats
+
+
+class Logits(nn.Module):
+    """The decode head's logits of a ``DeployedNetwork`` (what is converted to OpenVINO)."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)[0]
+
+
+def float_deploy_segmentor(float_config: Union[str, Path], checkpoint: Union[str, Path],
+                           log: Callable[[str], None] = print) -> Tuple[nn.Module, Any, Optional[List[dict]]]:
+    """The float segmentor of ``float_config`` / ``checkpoint`` in deploy form (converted with proof when it is a
+    train-form RepVGG one), in eval mode; its full config; the conversion proof (None when nothing was converted)."""
+    from mmengine.registry import init_default_scope
+
+    from repseg.apis import init_segmentor, read_config
+    from .pipeline import deploy_source
+    for path, what in ((float_config, 'float_config'), (checkpoint, 'checkpoint')):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'{path}: no such file ({SEGMENTOR_TYPE} {what}: the trained float model '
+                                    f'that QAT starts from)')
+    cfg = read_config(float_config)
+    with tempfile.TemporaryDirectory(prefix='repseg-qat-') as tmp:
+        cfg_path, ckpt_path, conversion = deploy_source(cfg, checkpoint, Path(tmp), log)
+        deploy_cfg = read_config(cfg_path)
+        init_default_scope(deploy_cfg.get('default_scope', 'mmseg'))
+        model = init_segmentor(cfg_path, ckpt_path)
+    return model, deploy_cfg, conversion
+
+
+def insert_fake_quantizers(network: nn.Module, calibration: Sequence[Any], preset: str = 'performance') -> nn.Module:
+    """``network`` with NNCF's fake quantizers, their ranges initialized on ``calibration`` (network inputs)."""
+    from .ptq import _nncf, _settings
+    nncf = _nncf()
+    items = [torch.as_tensor(calibration[i]) for i in range(len(calibration))]
+    network.eval()
+    # bias correction is left out: fine-tuning adjusts the biases anyway, and NNCF's torch backend would need a
+    # second pass over the calibration set
+    settings = _settings(preset, fast_bias_correction=True, subset_size=len(items))
+    settings['fast_bias_correction'] = None  # NNCF: None = no bias correction
+    return nncf.quantize(network, nncf.Dataset(items), **settings)
+
+
+@MODELS.register_module()
+class QATEncoderDecoder(EncoderDecoder):
+    """An ``EncoderDecoder`` for quantization-aware fine-tuning of a trained float segmentor (module docstring).
+
+    Args:
+        float_config: the float model's config (its model, and the training split used for calibration).
+        checkpoint: the trained float checkpoint (train or deploy form).
+        num_calib: calibration images that initialize the quantizer ranges (evenly spaced over the training split).
+        preset: NNCF preset, as ``tools/quantize.py --preset``.
+    """
+
+    def __init__(self, float_config: str, checkpoint: str, num_calib: int = 64, preset: str = 'performance',
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None, **unused: Any):
+        from repseg.apis import read_config
+        from .calibration import CalibrationSet
+        float_model, float_cfg, conversion = float_deploy_segmentor(float_config, checkpoint, log=_log)
+        train_model_cfg = read_config(float_config).model  # the training-time preprocessor (crop padding) and cfg
+        # the Runner passes the config's top-level data_preprocessor, which lacks the model's crop size: merged
+        preprocessor = {**dict(train_model_cfg.get('data_preprocessor') or {}), **dict(data_preprocessor or {})}
+        BaseSegmentor.__init__(self, data_preprocessor=preprocessor or None, init_cfg=init_cfg)
+        self.float_config, self.checkpoint, self.preset = str(float_config), str(checkpoint), preset
+        self.conversion = conversion
+        self.num_classes, self.out_channels = float_model.num_classes, float_model.out_channels
+        self.align_corners = float_model.align_corners
+        self.train_cfg = train_model_cfg.get('train_cfg') or dict()
+        self.test_cfg = float_model.test_cfg
+        calib = CalibrationSet(float_cfg, float_model, num_calib)
+        _log(f'[qat] inserting fake quantizers (NNCF), ranges from {len(calib)} images of the training split')
+        self.calibration = {'images': len(calib), 'split': 'train', 'pipeline': 'test',
+                            'first_images': calib.image_paths()[:3]}
+        network = DeployedNetwork(copy.deepcopy(float_model.backbone), copy.deepcopy(float_model.decode_head))
+        self.network = insert_fake_quantizers(network, calib, preset)
+        self.auxiliary_head = copy.deepcopy(float_model.auxiliary_head) if float_model.with_auxiliary_head else None
+        # the float reference (not a submodule: not trained, not saved); the export compares against it
+        self.__dict__['float_segmentor'] = float_model
+
+    def init_weights(self) -> None:
+        """Nothing to initialize: every weight comes from the float checkpoint (and the Runner must not re-draw the
+        heads' classifiers as their ``init_cfg`` would)."""
+
+    @property
+    def decode_head(self) -> nn.Module:
+        return self.network.decode_head
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.network.backbone
+
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        return list(self.network(inputs)[1])
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        return self.decode_head.predict_by_feat(self.network(inputs)[0], batch_img_metas)
+
+    def _forward(self, inputs: Tensor, data_samples: Optional[list] = None) -> Tensor:
+        return self.network(inputs)[0]
+
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        logits, feats = self.network(inputs)
+        losses = add_prefix(self.decode_head.loss_by_feat(logits, data_samples), 'decode')
+        if self.auxiliary_head is not None:
+            heads = self.auxiliary_head if isinstance(self.auxiliary_head, nn.ModuleList) else [self.auxiliary_head]
+            for i, head in enumerate(heads):
+                name = 'aux' if len(heads) == 1 else f'aux_{i}'
+                losses.update(add_prefix(head.loss(list(feats), data_samples, self.train_cfg), name))
+        return losses
+
+
+def _log(message: str) -> None:
+    from mmengine.logging import print_log
+    print_log(message, logger='current')
+
+
+def export_qat(model: QATEncoderDecoder, cfg: Any, out_dir: Union[str, Path], agreement_images: Sequence[Any] = (),
+               log: Callable[[str], None] = _log) -> Any:
+    """Write the int8 folder of a QAT-trained ``model`` (see the module docstring); ``cfg``: the run's config (its
+    validation split and evaluator). Returns ``repseg.quantization.result.Quantization``."""
+    from repseg.deploy import TensorModeLogits, compare_logits
+    from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
+    from .artifacts import check_out_dir
+    from .calibration import network_inputs
+    from .diagnostics import range_report
+    from .evaluation import ValidationItems, evaluate
+    from .pipeline import backend_info
+    from .result import ir_segmentor, write_result
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
+    cfg = copy.deepcopy(cfg)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if dict(h).get('type') != 'QATExportHook']
+    float_model = model.float_segmentor
+    model.eval()
+    val = ValidationItems(cfg)
+    example = network_inputs(float_model, val[0])
+    log(f'[qat] converting to OpenVINO (dynamic N x 3 x H x W; traced at {tuple(example.shape)})')
+    fp32_model = convert_module(TensorModeLogits(float_model).eval(), example)
+    int8_model = convert_module(Logits(model.network).eval(), example)
+    with torch.no_grad():
+        parity = compare_logits('openvino int8 vs PyTorch fake quantization, first val input',
+                                model.network(example)[0], OpenVINONetwork(int8_model)(example), rtol=1e-2)
+    log(f'[qat] {parity}')
+    log(f'[qat] evaluating fp32 (float checkpoint) and int8 (QAT) on {len(val)} validation images')
+    evaluation = evaluate(cfg, ir_segmentor(float_model), {'fp32': OpenVINONetwork(fp32_model),
+                                                           'int8': OpenVINONetwork(int8_model)}, val)
+    header = (f'int8 (OpenVINO IR of a model fine-tuned with NNCF quantization-aware training) of '
+              f'{model.float_config}\nweights: int8.pth (the IR as uint8 buffers; also int8.xml / int8.bin), '
+              f'fine-tuned from {model.checkpoint}')
+    report = {
+        'method': 'qat', 'deploy_conversion': model.conversion, 'calibration': model.calibration,
+        'training': {'config': cfg.filename, 'iterations': cfg.get('train_cfg', {}).get('max_iters'),
+                     'optimizer': dict(cfg.get('optim_wrapper', {}).get('optimizer', {}))},
+        # fake quantization emulates the int8 kernels up to rounding: recorded, not judged
+        'parity_openvino_int8_vs_fake_quant': parity.as_dict(),
+        'backend': {**backend_info(model.preset, False), 'qat': 'nncf (PyTorch, function hooks)'},
+        'kernel_ranges': range_report(model.network),
+    }
+    return write_result(out_dir, cfg, float_model, fp32_model, int8_model, evaluation, example, header, report,
+                        {'config': model.float_config, 'checkpoint': model.checkpoint}, agreement_images, log)
+
+
+@HOOKS.register_module()
+class QATExportHook(Hook):
+    """After training, writes the int8 folder of the QAT model to ``work_dir/out_dir`` (rank 0 only)."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, out_dir: str = 'int8', agreement_images: Sequence[str] = ()):
+        self.out_dir = out_dir
+        self.agreement_images = list(agreement_images)
+
+    def before_train(self, runner: Any) -> None:
+        """Refuse a work dir that already holds an int8 result before training, not after."""
+        from .artifacts import check_out_dir
+        check_out_dir(Path(runner.work_dir) / self.out_dir)
+
+    def after_train(self, runner: Any) -> None:
+        from mmengine.dist import get_rank
+        if get_rank() != 0:
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not isinstance(model, QATEncoderDecoder):
+            raise TypeError(f'QATExportHook: the model is a {type(model).__name__}, expected a {SEGMENTOR_TYPE}')
+        export_qat(model, runner.cfg, Path(runner.work_dir) / self.out_dir, self.agreement_images)
