@@ -166,6 +166,17 @@ def test_train_tool_reports_a_layout_error_in_one_line(tmp_path):
         f'error: {tmp_path / "data" / "train" / "b.png"}: image without a label')
 
 
+def test_missing_data_root_names_the_camvid_layout(tmp_path):
+    from repseg.engine.checks import check_data_roots
+    cfg = Config.fromfile(str(A0))
+    cfg.train_dataloader.dataset.data_root = f'{tmp_path}/camvid/'
+    with pytest.raises(FileNotFoundError) as err:
+        check_data_roots(cfg, ['train_dataloader'])
+    assert str(err.value) == (f'{tmp_path}/camvid/train: missing (train_dataloader.dataset.data_prefix.img_path); '
+                              f'expected the SegNet CamVid layout {tmp_path}/camvid/{{train,val,test}}/ with '
+                              f'{tmp_path}/camvid/{{train,val,test}}annot/ (see data/README.md)')
+
+
 def test_configs_share_the_recipe_and_read_camvid():
     a0, r18 = Config.fromfile(str(A0)), Config.fromfile(str(R18))
     for cfg in (a0, r18):

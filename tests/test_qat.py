@@ -119,3 +119,20 @@ def test_missing_float_checkpoint_is_one_line(tmp_path):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert re.search(r'missing\.pth: no such file \(QATEncoderDecoder checkpoint: the trained float model', last), last
+
+
+def test_quantization_table_prints_the_report(qat_run):
+    _, _, _, work, _ = qat_run
+    report = json.loads((work / 'int8' / 'quantization.json').read_text())
+    proc = run_tool('tools/quantization_table.py', str(work / 'int8'), '--labels', 'tiny')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith('| tiny |')]
+    assert len(rows) == 2  # the accuracy row and the kernel-range row
+    cells = [c.strip() for c in rows[0].strip('|').split('|')]
+    assert cells[:5] == ['tiny', 'qat', f'{report["fp32"]["mIoU"]:.2f}', f'{report["int8"]["mIoU"]:.2f}',
+                         f'{report["drop"]:.2f}']
+    summary = report['kernel_ranges']['summary']['int8_error_per_channel']
+    assert f'{100 * summary["worst"]:.2f} / {100 * summary["median"]:.2f}' in rows[1]
+    bad = run_tool('tools/quantization_table.py', str(work / 'int8'), '--labels', 'a', 'b')
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
+        'error: --labels: 2 label(s) for 1 report(s); expected one each')

@@ -6,6 +6,13 @@ from typing import Sequence
 from mmengine.config import Config
 
 
+#: What each dataset type expects under its data_root, for the error message (data/README.md has the details).
+LAYOUTS = {
+    'CamVidDataset': 'the SegNet CamVid layout {root}{{train,val,test}}/ with {root}{{train,val,test}}annot/',
+}
+DEFAULT_LAYOUT = 'the Cityscapes layout {root}{{leftImg8bit,gtFine}}/{{train,val}}/<city>/'
+
+
 def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
     """Every image and label folder of the named dataloaders must exist."""
     for name in loaders:
@@ -17,9 +24,9 @@ def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
         for key, rel in dataset.get('data_prefix', {}).items():
             folder = osp.join(root, rel)
             if not osp.isdir(folder):
-                raise FileNotFoundError(
-                    f'{folder}: missing ({name}.dataset.data_prefix.{key}); expected the Cityscapes layout '
-                    f'{root or "DATA_ROOT/"}{{leftImg8bit,gtFine}}/{{train,val}}/<city>/ (see data/README.md)')
+                layout = LAYOUTS.get(str(dataset.get('type', '')).split('.')[-1], DEFAULT_LAYOUT)
+                raise FileNotFoundError(f'{folder}: missing ({name}.dataset.data_prefix.{key}); expected '
+                                        f'{layout.format(root=root or "DATA_ROOT/")} (see data/README.md)')
 
 
 def check_fresh_work_dir(work_dir: str, resume: bool) -> None:
