@@ -14,10 +14,10 @@ WEIGHTED_OPS = frozenset({'Convolution', 'GroupConvolution', 'ConvolutionBackpro
 
 
 def nncf_version() -> str:
-    return _nncf().__version__
+    return require_nncf().__version__
 
 
-def _nncf() -> Any:
+def require_nncf() -> Any:
     try:
         import nncf
     except ImportError:
@@ -26,8 +26,8 @@ def _nncf() -> Any:
     return nncf
 
 
-def _settings(preset: str, fast_bias_correction: bool, subset_size: int) -> Dict[str, Any]:
-    nncf = _nncf()
+def nncf_settings(preset: str, fast_bias_correction: bool, subset_size: int) -> Dict[str, Any]:
+    nncf = require_nncf()
     if preset not in PRESETS:
         raise ValueError(f'preset {preset!r}: expected one of {", ".join(PRESETS)}')
     return dict(preset=nncf.QuantizationPreset(preset), target_device=nncf.TargetDevice.CPU, model_type=None,
@@ -38,9 +38,9 @@ def quantize_model(model: Any, calibration: Sequence[Any], preset: str = 'perfor
                    fast_bias_correction: bool = True) -> Any:
     """int8 ``openvino.Model`` from an fp32 one; ``calibration``: a sequence of network inputs (arrays/tensors),
     all of them used."""
-    nncf = _nncf()
+    nncf = require_nncf()
     items = _as_numpy(calibration)
-    return nncf.quantize(model, nncf.Dataset(items), **_settings(preset, fast_bias_correction, len(items)))
+    return nncf.quantize(model, nncf.Dataset(items), **nncf_settings(preset, fast_bias_correction, len(items)))
 
 
 def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], validation: Sequence[Any],
@@ -52,7 +52,7 @@ def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], valid
     to revert. ``validation_fn(compiled_model, items) -> (metric, per-item metrics)``. The result may still miss
     the target: the caller re-evaluates it."""
     import sys
-    nncf = _nncf()
+    nncf = require_nncf()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
     items = _as_numpy(calibration)
     restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations or sys.maxsize,
@@ -60,7 +60,7 @@ def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], valid
     return nncf.quantize_with_accuracy_control(
         model, nncf.Dataset(items), nncf.Dataset(validation), validation_fn, max_drop=max_drop,
         drop_type=nncf.DropType.ABSOLUTE, advanced_accuracy_restorer_parameters=restorer,
-        **_settings(preset, fast_bias_correction, len(items)))
+        **nncf_settings(preset, fast_bias_correction, len(items)))
 
 
 class _NumpyItems:

@@ -83,13 +83,13 @@ def float_deploy_segmentor(float_config: Union[str, Path], checkpoint: Union[str
 
 def insert_fake_quantizers(network: nn.Module, calibration: Sequence[Any], preset: str = 'performance') -> nn.Module:
     """``network`` with NNCF's fake quantizers, their ranges initialized on ``calibration`` (network inputs)."""
-    from .ptq import _nncf, _settings
-    nncf = _nncf()
+    from .ptq import nncf_settings, require_nncf
+    nncf = require_nncf()
     items = [torch.as_tensor(calibration[i]) for i in range(len(calibration))]
     network.eval()
     # bias correction is left out: fine-tuning adjusts the biases anyway, and NNCF's torch backend would need a
     # second pass over the calibration set
-    settings = _settings(preset, fast_bias_correction=True, subset_size=len(items))
+    settings = nncf_settings(preset, fast_bias_correction=True, subset_size=len(items))
     settings['fast_bias_correction'] = None  # NNCF: None = no bias correction
     return nncf.quantize(network, nncf.Dataset(items), **settings)
 
@@ -184,7 +184,7 @@ def export_qat(model: QATEncoderDecoder, cfg: Any, out_dir: Union[str, Path], ag
     cfg = copy.deepcopy(cfg)
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if dict(h).get('type') != 'QATExportHook']
     float_model = model.float_segmentor
-    model.eval()
+    model.cpu().eval()  # OpenVINO converts and runs on the CPU, wherever the model was trained
     val = ValidationItems(cfg)
     example = network_inputs(float_model, val[0])
     log(f'[qat] converting to OpenVINO (dynamic N x 3 x H x W; traced at {tuple(example.shape)})')
