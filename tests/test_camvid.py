@@ -177,6 +177,12 @@ def test_missing_data_root_names_the_camvid_layout(tmp_path):
                               f'{tmp_path}/camvid/{{train,val,test}}annot/ (see data/README.md)')
 
 
+def test_inference_pipeline_drops_the_camvid_label_loader():
+    from repseg.apis import inference_pipeline
+    steps = [t['type'] for t in inference_pipeline(Config.fromfile(str(A0)))]
+    assert steps == ['LoadImageFromNDArray', 'PackSegInputs']
+
+
 def test_configs_share_the_recipe_and_read_camvid():
     a0, r18 = Config.fromfile(str(A0)), Config.fromfile(str(R18))
     for cfg in (a0, r18):

@@ -9,7 +9,7 @@ from mmengine.config import Config
 SYNC_NORM_TYPES = frozenset({'SyncBN', 'MMSyncBN'})
 
 #: Test-pipeline transforms that read or check ground truth, which inference does not have.
-LABEL_TRANSFORMS = frozenset({'LoadAnnotations', 'LoadAnnotationsChecked', 'CheckSegLabels'})
+LABEL_TRANSFORMS = frozenset({'LoadAnnotations', 'LoadAnnotationsChecked', 'LoadCamVidAnnotations', 'CheckSegLabels'})
 
 ConfigLike = Union[str, Path, Config]
 
