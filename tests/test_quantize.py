@@ -117,7 +117,7 @@ def test_refusal_writes_nothing(quantized, tmp_path):
     relabelled.write_text(TINY.format(base=SAMPLE_CONFIG, data=data))
     out = tmp_path / 'refused' / 'int8'
     proc = run_tool('tools/quantize.py', str(relabelled), str(checkpoint), '--out-dir', str(out), '--num-calib', '2',
-                    '--max-drop', '0', '--max-iterations', '1')
+                    '--max-drop', '0', '--max-iterations', '1', '--ranking-subset', '1')
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     found = re.fullmatch(r'error: .*: int8 mIoU ([\d.]+) vs fp32 mIoU ([\d.]+) \(drop ([\d.]+) > --max-drop 0\) '
@@ -138,6 +138,8 @@ def test_bad_input_is_refused_before_any_work(quantized, tmp_path):
         quantize_segmentor(tmp_path / 'none.py', checkpoint, tmp_path / 'o')
     with pytest.raises(ValueError, match='--max-drop -1.0: expected a non-negative'):
         quantize_segmentor(config, checkpoint, tmp_path / 'o', max_drop=-1.0)
+    with pytest.raises(ValueError, match='--ranking-subset 0: expected at least 1 validation image'):
+        quantize_segmentor(config, checkpoint, tmp_path / 'o', ranking_subset=0)
     assert not (tmp_path / 'o').exists()
 
 

@@ -34,6 +34,8 @@ def parse_args() -> argparse.Namespace:
                         help="NNCF's slower, more accurate bias correction")
     parser.add_argument('--max-iterations', type=int, default=None,
                         help='accuracy control: at most this many layer groups go back to float (default: no limit)')
+    parser.add_argument('--ranking-subset', type=int, default=None,
+                        help='accuracy control: validation images that rank the layers (default: all of them)')
     parser.add_argument('--agreement-images', nargs='*', default=[],
                         help='also report int8 vs fp32 pixel agreement on these images or folders')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -46,7 +48,8 @@ def main() -> None:
     from repseg.quantization.pipeline import quantize_segmentor
     quantize_segmentor(args.config, args.checkpoint, args.out_dir, num_calib=args.num_calib, max_drop=args.max_drop,
                        preset=args.preset, fast_bias_correction=not args.no_fast_bias_correction,
-                       max_iterations=args.max_iterations, agreement_images=args.agreement_images,
+                       max_iterations=args.max_iterations, ranking_subset=args.ranking_subset,
+                       agreement_images=args.agreement_images,
                        cfg_options=args.cfg_options)
 
 

@@ -43,6 +43,7 @@ def deploy_source(cfg: Config, checkpoint: Union[str, Path], workdir: Path,
 def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], out_dir: Union[str, Path],
                        num_calib: int = 300, max_drop: float = 1.0, preset: str = 'performance',
                        fast_bias_correction: bool = True, max_iterations: Optional[int] = None,
+                       ranking_subset: Optional[int] = None,
                        agreement_images: Sequence[Union[str, Path]] = (), cfg_options: Optional[dict] = None,
                        log: Callable[[str], None] = print) -> Quantization:
     """Quantize a trained segmentor to int8 with OpenVINO + NNCF and write ``out_dir`` (see the module docstring).
@@ -55,6 +56,8 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
     check_out_dir(out_dir)
     if max_drop < 0:
         raise ValueError(f'--max-drop {max_drop}: expected a non-negative number of mIoU points')
+    if ranking_subset is not None and ranking_subset < 1:
+        raise ValueError(f'--ranking-subset {ranking_subset}: expected at least 1 validation image')
     for image in agreement_images:
         if not Path(image).exists():
             raise FileNotFoundError(f'{image}: no such image file or folder (--agreement-images)')
@@ -97,7 +100,7 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
             f'layers back to float)')
         validate = validation_fn(cfg, ov_segmentor, val, OpenVINONetwork.from_compiled)
         final = quantize_with_accuracy_control(fp32_model, calib, val, validate, max_drop, preset,
-                                               fast_bias_correction, max_iterations)
+                                               fast_bias_correction, max_iterations, ranking_subset)
         final_ev = evaluate(cfg, ov_segmentor, {'fp32': fp32, 'int8': OpenVINONetwork(final)}, val)
         method = 'accuracy_control'
         control = {'int8': metrics_of(final_ev, 'int8'), 'drop': drop_of(final_ev),
@@ -124,7 +127,7 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
         'method': method, 'deploy_conversion': conversion, 'max_drop': max_drop,
         'plain_ptq': {'int8': metrics_of(plain, 'int8'), 'drop': drop_of(plain),
                       'pixel_agreement': plain.agreement['int8'], 'layers_in_float': float_layers(int8_model)},
-        'accuracy_control': control,
+        'accuracy_control': control and {**control, 'ranking_subset': ranking_subset or len(val)},
         'calibration': {'images': len(calib), 'split': 'train', 'pipeline': 'test',
                         'mode': float_model.test_cfg.get('mode', 'whole'), 'first_images': calib.image_paths()[:3]},
         'parity_openvino_fp32_vs_eager': parity.as_dict(),

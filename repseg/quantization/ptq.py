@@ -46,17 +46,20 @@ def quantize_model(model: Any, calibration: Sequence[Any], preset: str = 'perfor
 def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], validation: Sequence[Any],
                                    validation_fn: Callable[[Any, Iterable[Any]], Tuple[float, List[float]]],
                                    max_drop: float, preset: str = 'performance', fast_bias_correction: bool = True,
-                                   max_iterations: Optional[int] = None) -> Any:
+                                   max_iterations: Optional[int] = None, ranking_subset: Optional[int] = None) -> Any:
     """NNCF's accuracy-aware PTQ: quantize, then revert the most harmful layers to float until
     ``validation_fn``'s metric drops by at most ``max_drop`` (absolute, in the metric's units) or nothing is left
-    to revert. ``validation_fn(compiled_model, items) -> (metric, per-item metrics)``. The result may still miss
+    to revert. ``validation_fn(compiled_model, items) -> (metric, per-item metrics)``. ``ranking_subset``: how many
+    validation items rank the layers (default all; each layer group costs one pass over them). The result may still miss
     the target: the caller re-evaluates it."""
     import sys
     nncf = require_nncf()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
     items = _as_numpy(calibration)
     restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations or sys.maxsize,
-                                                  num_ranking_workers=1, ranking_subset_size=len(validation))
+                                                  num_ranking_workers=1,
+                                                  ranking_subset_size=min(ranking_subset or len(validation),
+                                                                          len(validation)))
     return nncf.quantize_with_accuracy_control(
         model, nncf.Dataset(items), nncf.Dataset(validation), validation_fn, max_drop=max_drop,
         drop_type=nncf.DropType.ABSOLUTE, advanced_accuracy_restorer_parameters=restorer,
