@@ -110,3 +110,17 @@ def make_tiny(root: Path) -> tuple:
     checkpoint = root / 'tiny.pth'
     torch.save(dict(meta=dict(iter=0), state_dict=model.state_dict()), checkpoint)
     return config, checkpoint
+
+
+def tools_test_metrics(config: Path, checkpoint: Path, work_dir: Path) -> tuple:
+    """(mIoU, mAcc, aAcc) that tools/test.py prints for ``config`` / ``checkpoint``."""
+    import re
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, 'tools/test.py', str(config), str(checkpoint), '--work-dir', str(work_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = re.findall(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)', proc.stdout + proc.stderr)
+    assert found, (proc.stdout + proc.stderr)[-2000:]
+    a_acc, miou, m_acc = map(float, found[-1])
+    return miou, m_acc, a_acc

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TINY_LAYERS, make_tiny
+from conftest import REPO, TINY_LAYERS, make_tiny, tools_test_metrics
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -75,12 +75,7 @@ def test_training_logs_the_losses_and_writes_the_int8_folder(qat_run):
 def test_int8_folder_runs_in_mmseg_test_path(qat_run):
     root, _, _, work, _ = qat_run
     out = work / 'int8'
-    proc = run_tool('tools/test.py', str(out / 'int8_config.py'), str(out / 'int8.pth'), '--work-dir',
-                    str(root / 'test'))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = re.findall(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)', proc.stdout + proc.stderr)
-    assert found, (proc.stdout + proc.stderr)[-2000:]
-    a_acc, miou, m_acc = map(float, found[-1])
+    miou, m_acc, a_acc = tools_test_metrics(out / 'int8_config.py', out / 'int8.pth', root / 'test')
     report = json.loads((out / 'quantization.json').read_text())
     assert (miou, m_acc, a_acc) == pytest.approx(
         (report['int8']['mIoU'], report['int8']['mAcc'], report['int8']['aAcc']), abs=0.011)

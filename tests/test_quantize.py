@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SAMPLE_CONFIG, TINY, TINY_LAYERS, make_tiny, randomize_bn
+from conftest import REPO, SAMPLE_CONFIG, TINY, TINY_LAYERS, make_tiny, randomize_bn, tools_test_metrics
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
@@ -68,12 +68,7 @@ def test_folder_and_report(quantized):
 def test_int8_config_runs_in_mmseg_test_path(quantized):
     """tools/test.py on the written folder gives the int8 mIoU that quantize.py reported."""
     root, _, _, out = quantized
-    proc = run_tool('tools/test.py', str(out / 'int8_config.py'), str(out / 'int8.pth'), '--work-dir',
-                    str(root / 'work'))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = re.findall(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)', proc.stdout + proc.stderr)
-    assert found, (proc.stdout + proc.stderr)[-2000:]
-    a_acc, miou, m_acc = map(float, found[-1])
+    miou, m_acc, a_acc = tools_test_metrics(out / 'int8_config.py', out / 'int8.pth', root / 'work')
     report = json.loads((out / 'quantization.json').read_text())
     assert (miou, m_acc, a_acc) == pytest.approx(
         (report['int8']['mIoU'], report['int8']['mAcc'], report['int8']['aAcc']), abs=0.011)
