@@ -179,6 +179,24 @@ def test_branch_attribution_names_the_identity_bn():
     assert report['summary']['layers'] == 1 and report['layers'][0]['name'] == '0.rbr_reparam'
 
 
+@pytest.mark.parametrize('block_type', ['repvgg', 'qarepvgg'])
+@pytest.mark.parametrize('groups', [1, 2])
+def test_branch_kernels_sum_to_the_fused_kernel(block_type, groups):
+    """The per-branch attribution is a decomposition of the deploy kernel, for both block types (a QARepVGG block's
+    branches all pass through BN_post), so the diagnostics run on either."""
+    from repseg.models import QARepVGGBlock, RepVGGBlock
+    block = randomize_bn({'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}[block_type](8, 8, groups=groups)).eval()
+    parts = block.branch_kernels()
+    fused, _ = block.get_equivalent_kernel_bias()
+    assert set(parts) == {'dense_3x3', '1x1', 'identity'}
+    torch.testing.assert_close(sum(parts.values()), fused, rtol=0, atol=1e-6)
+    report = range_report(torch.nn.Sequential(block))
+    assert report['branches'][0]['max_fused'] == pytest.approx(float(fused.abs().max()), rel=1e-6)
+    if block_type == 'qarepvgg':  # the identity tap is BN_post's scale
+        scale = block.bn.weight / (block.bn.running_var + block.bn.eps).sqrt()
+        assert report['branches'][0]['max_identity'] == pytest.approx(float(scale.abs().max()), rel=1e-5)
+
+
 def test_benchmark_measures_the_folder(quantized):
     """tools/benchmark.py --configs DIR/int8_config.py: the folder is one 'int8' model run in OpenVINO, and what it
     times is the segmentor's network with the decode head's resize."""

@@ -122,21 +122,15 @@ def range_report(segmentor: nn.Module) -> Dict[str, Any]:
 
 @torch.no_grad()
 def branch_ranges(segmentor: nn.Module) -> List[Dict[str, Any]]:
-    """For each train-form RepVGG block: the largest |weight| each branch contributes to the fused kernel (BN folded;
-    the identity branch's is its largest BN scale) and which branch sets the fused kernel's maximum. Empty for a
-    deploy-form model."""
+    """For each train-form RepVGG or QARepVGG block: the largest |weight| each branch contributes to the fused kernel
+    (BN folded; RepVGG's identity branch's is its largest BN scale, QARepVGG's BN_post's) and which branch sets the
+    fused kernel's maximum. Empty for a deploy-form model."""
     from repseg.models.backbones.repvgg_block import RepVGGBlock
-    from repseg.models.utils import fuse_conv_bn, identity_kernel, pad_1x1_to_3x3
     out = []
     for name, block in segmentor.named_modules():
         if not isinstance(block, RepVGGBlock) or block.deploy:
             continue
-        dense, _ = fuse_conv_bn(block.rbr_dense.conv.weight, block.rbr_dense.bn)
-        one, _ = fuse_conv_bn(block.rbr_1x1.conv.weight, block.rbr_1x1.bn)
-        parts = {'dense_3x3': dense, '1x1': pad_1x1_to_3x3(one)}
-        if block.rbr_identity is not None:
-            parts['identity'], _ = fuse_conv_bn(identity_kernel(block.in_channels, block.groups, dense),
-                                                block.rbr_identity)
+        parts = block.branch_kernels()
         fused, _ = block.get_equivalent_kernel_bias()
         flat_index = int(fused.abs().argmax())
         at_max = {k: float(v.flatten()[flat_index].abs()) for k, v in parts.items()}

@@ -14,8 +14,9 @@ One deliberate difference from YOLOv6: there, SE sits between the sum and the BN
 (for quantization-aware training). Here the BN comes first and SE acts, as in RepVGGBlock, on the pre-activation
 before the ReLU, so that the BN folds into the conv exactly and the deploy form is one conv.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from torch import Tensor
@@ -64,6 +65,16 @@ class QARepVGGBlock(RepVGGBlock):
         kernel, shift = fuse_conv_bn(kernel, self.bn)
         scaled_bias, _ = fuse_conv_bn(bias.reshape(-1, 1, 1, 1), self.bn)
         return kernel, shift + scaled_bias.flatten()
+
+    def branch_kernels(self) -> Dict[str, Tensor]:
+        """Each branch's share of the fused kernel: BN_post's scale multiplies all of them (the 1x1 and identity have
+        no BN of their own)."""
+        post = fuse_conv_bn(torch.ones_like(self.bn.running_var).reshape(-1, 1, 1, 1), self.bn)[0]
+        parts = {'dense_3x3': fuse_conv_bn(self.rbr_dense.conv.weight, self.rbr_dense.bn)[0],
+                 '1x1': pad_1x1_to_3x3(self.rbr_1x1.weight)}
+        if self.rbr_identity is not None:
+            parts['identity'] = identity_kernel(self.in_channels, self.groups, parts['1x1'])
+        return {name: kernel * post for name, kernel in parts.items()}
 
     def switch_to_deploy(self) -> None:
         """One biased 3x3 conv with BN_post folded in (BN running statistics), as RepVGGBlock. Idempotent."""

@@ -4,7 +4,7 @@ Attribute names follow the official RepVGG / RepVGGplus code (``rbr_dense``, ``r
 ``rbr_reparam``, each branch's ``conv`` and ``bn``; SE ``se.down`` / ``se.up``, post-SE ``post_se.down`` /
 ``post_se.up``) so that official checkpoints map key for key.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -101,6 +101,16 @@ class RepVGGBlock(nn.Module):
             kid, bid = fuse_conv_bn(identity_kernel(self.in_channels, self.groups, kernel), self.rbr_identity)
             kernel, bias = kernel + kid, bias + bid
         return kernel, bias
+
+    def branch_kernels(self) -> Dict[str, Tensor]:
+        """Each branch's share of the fused 3x3 kernel (eval mode; they sum to ``get_equivalent_kernel_bias``'s), so
+        that range diagnostics can say which branch sets an outlier."""
+        parts = {'dense_3x3': fuse_conv_bn(self.rbr_dense.conv.weight, self.rbr_dense.bn)[0],
+                 '1x1': pad_1x1_to_3x3(fuse_conv_bn(self.rbr_1x1.conv.weight, self.rbr_1x1.bn)[0])}
+        if self.rbr_identity is not None:
+            parts['identity'] = fuse_conv_bn(identity_kernel(self.in_channels, self.groups, parts['1x1']),
+                                             self.rbr_identity)[0]
+        return parts
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
