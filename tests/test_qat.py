@@ -128,6 +128,12 @@ def test_quantization_table_prints_the_report(qat_run):
                          f'{report["drop"]:.2f}']
     summary = report['kernel_ranges']['summary']['int8_error_per_channel']
     assert f'{100 * summary["worst"]:.2f} / {100 * summary["median"]:.2f}' in rows[1]
+    combined = run_tool('tools/quantization_table.py', str(work / 'int8'), '--labels', 'tiny', '--combined')
+    assert combined.returncode == 0, combined.stderr[-2000:]
+    one = [[c.strip() for c in line.strip('|').split('|')] for line in combined.stdout.splitlines()
+           if line.startswith('| tiny |')]
+    assert len(one) == 1 and one[0][:6] == cells[:6]  # one row: the accuracy cells, then the kernel figures
+    assert one[0][-1] == f'{100 * summary["worst"]:.2f} / {100 * summary["median"]:.2f}'
     bad = run_tool('tools/quantization_table.py', str(work / 'int8'), '--labels', 'a', 'b')
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
         'error: --labels: 2 label(s) for 1 report(s); expected one each')

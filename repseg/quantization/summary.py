@@ -60,7 +60,27 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
 
 
-def tables(reports: Sequence[Tuple[str, Dict[str, Any]]]) -> str:
-    """The accuracy table and the kernel-range table of the labelled reports."""
+def combined_row(label: str, report: Dict[str, Any]) -> List[str]:
+    """Accuracy and kernel figures in one row. A folder whose written model is the fallback also shows the plain PTQ
+    figures, so that remedies are compared on what plain PTQ does to each of them."""
+    plain = report.get('plain_ptq')
+    int8 = f'{report["int8"]["mIoU"]:.2f}'
+    if report['method'] == 'accuracy_control' and plain:
+        int8 += f' ({len(report["layers_in_float"])} float; plain PTQ {plain["int8"]["mIoU"]:.2f})'
+    kernels = kernel_row(label, report)
+    return [label, report['method'], f'{report["fp32"]["mIoU"]:.2f}', int8, f'{report["drop"]:.2f}',
+            f'{100 * report["pixel_agreement"]:.2f}%', kernels[1], kernels[3], kernels[4]]
+
+
+COMBINED_HEADER = ['model', 'method', 'fp32 mIoU', 'int8 mIoU', 'drop', 'pixel agreement',
+                   'channel max abs w / std: worst / median layer', 'int8 weight error per tensor, %: worst / median',
+                   'per channel, %: worst / median']
+
+
+def tables(reports: Sequence[Tuple[str, Dict[str, Any]]], combined: bool = False) -> str:
+    """The accuracy table and the kernel-range table of the labelled reports, or with ``combined`` one table of
+    both (the remedies comparison of docs/quantization.md)."""
+    if combined:
+        return markdown(COMBINED_HEADER, [combined_row(label, r) for label, r in reports])
     return (markdown(ACCURACY_HEADER, [accuracy_row(label, r) for label, r in reports]) + '\n\n'
             + markdown(KERNEL_HEADER, [kernel_row(label, r) for label, r in reports]))
