@@ -9,12 +9,14 @@ import pytest
 import torch
 from conftest import REPO, SHARED_DATA
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from repseg.apis import sync_bn_to_bn
 from repseg.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CamVidDataset, camvid_pairs
+from repseg.models import custom_l2
 
 CAMVID = SHARED_DATA / 'camvid'
 A0 = REPO / 'configs' / 'camvid' / 'pspnet_repvgg_a0_camvid.py'
@@ -203,6 +205,36 @@ def test_configs_share_the_recipe_and_read_camvid():
     assert (a0.model.backbone.type, a0.model.backbone.arch) == ('RepVGG', 'A0')
     assert (r18.model.backbone.type, r18.model.backbone.depth) == ('ResNetV1c', 18)
     assert tuple(r18.model.backbone.dilations) == (1, 1, 2, 4) and tuple(r18.model.backbone.strides) == (1, 2, 1, 1)
+
+
+# the quantization remedies of docs/quantization.md: each config changes exactly one thing of the A0 config
+REMEDIES = {
+    'pspnet_repvgg_a0_camvid_custwd.py': ('optim_wrapper', dict(constructor='CustomL2OptimWrapperConstructor')),
+    'pspnet_repvgg_a0_camvid_custwd_identity.py': ('optim_wrapper', dict(
+        constructor='CustomL2OptimWrapperConstructor', paramwise_cfg=dict(custom_l2=dict(identity=True)))),
+    'pspnet_qarepvgg_a0_camvid.py': ('model', None),
+}
+
+
+@pytest.mark.parametrize('name', sorted(REMEDIES))
+def test_remedy_configs_change_only_their_remedy(name):
+    a0, cfg = Config.fromfile(str(A0)).to_dict(), Config.fromfile(str(A0.parent / name)).to_dict()
+    key, added = REMEDIES[name]
+    assert set(cfg) == set(a0) and all(cfg[k] == a0[k] for k in a0 if k != key), name
+    if key == 'model':
+        assert cfg['model']['backbone'].pop('block') == 'qarepvgg' and cfg['model'] == a0['model']
+        return
+    assert cfg[key] == {**a0[key], **added}
+    torch.manual_seed(0)
+    model = MODELS.build(sync_bn_to_bn(cfg['model']))
+    build_optim_wrapper(model, cfg['optim_wrapper'])  # the constructor adds the term to the loss
+    model.eval()  # batch 1: PSP's pooled BNs need running statistics
+    label = torch.randint(0, 11, (1, 64, 64), generator=torch.Generator().manual_seed(0))
+    sample = SegDataSample(metainfo=dict(img_shape=(64, 64), pad_shape=(64, 64)), gt_sem_seg=PixelData(data=label))
+    with torch.no_grad():
+        term = model(torch.randn(1, 3, 64, 64), [sample], mode='loss')['loss_custom_l2']
+        expected = {flag: 1e-4 * 0.5 * custom_l2(model, identity=flag) for flag in (False, True)}
+    assert term == expected['identity' in name] != expected['identity' not in name]
 
 
 @pytest.mark.parametrize('config', [A0, R18], ids=['repvgg_a0', 'r18-d8'])
