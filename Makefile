@@ -29,8 +29,9 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 demo: install
 	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
 
+# NNCF's C++ extension (QAT tests) is built per venv: no rebuilds between checkouts, no stale locks of other runs
 test: install
-	$(PY) -m pytest -q tests
+	TORCH_EXTENSIONS_DIR=$(abspath $(VENV))/torch_extensions $(PY) -m pytest -q tests
 
 lint: install
 	$(PY) -m flake8 repseg tools tests configs

@@ -18,6 +18,7 @@ chosen for PTQ (docs/quantization.md). Unlike the official RepVGG QAT, no BN is 
 the deploy weights are fine-tuned directly, with a small learning rate.
 """
 import copy
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -33,6 +34,7 @@ from mmseg.utils import add_prefix
 from torch import Tensor, nn
 
 SEGMENTOR_TYPE = 'QATEncoderDecoder'
+EXTENSION_LOAD_TIMEOUT_S = 900  # NNCF_EXTENSION_LOAD_TIMEOUT unless set: compiling NNCF's CPU extension
 
 
 class DeployedNetwork(nn.Module):
@@ -85,6 +87,9 @@ def insert_fake_quantizers(network: nn.Module, calibration: Sequence[Any], prese
     """``network`` with NNCF's fake quantizers, their ranges initialized on ``calibration`` (network inputs)."""
     from .ptq import nncf_settings, require_nncf
     nncf = require_nncf()
+    # NNCF's torch quantizers compile a C++ extension (ninja + g++) on first use and give up after 60 s by default,
+    # which a 2-core machine busy with other work exceeds; a value the user set wins
+    os.environ.setdefault('NNCF_EXTENSION_LOAD_TIMEOUT', str(EXTENSION_LOAD_TIMEOUT_S))
     items = [torch.as_tensor(calibration[i]) for i in range(len(calibration))]
     network.eval()
     # bias correction is left out: fine-tuning adjusts the biases anyway, and NNCF's torch backend would need a
