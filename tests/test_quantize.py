@@ -186,8 +186,9 @@ def test_branch_kernels_sum_to_the_fused_kernel(block_type, groups):
     branches all pass through BN_post), so the diagnostics run on either."""
     from repseg.models import QARepVGGBlock, RepVGGBlock
     block = randomize_bn({'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}[block_type](8, 8, groups=groups)).eval()
-    parts = block.branch_kernels()
-    fused, _ = block.get_equivalent_kernel_bias()
+    with torch.no_grad():
+        parts = block.branch_kernels()
+        fused, _ = block.get_equivalent_kernel_bias()
     assert set(parts) == {'dense_3x3', '1x1', 'identity'}
     torch.testing.assert_close(sum(parts.values()), fused, rtol=0, atol=1e-6)
     report = range_report(torch.nn.Sequential(block))
