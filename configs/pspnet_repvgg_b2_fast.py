@@ -1,9 +1,4 @@
-# PSPNet with RepVGG-B2-fast on Cityscapes, 713x713, 7440 iterations at batch 16.
-# The paper's "fast" variant: only the last 5 blocks dilated.
-# ImageNet weights: the official training-time release file, see docs/pretrained.md.
-_base_ = ['./_base_/pspnet_repvgg_cityscapes.py']
-model = dict(
-    backbone=dict(arch='B2', fast=True,
-                  init_cfg=dict(type='Pretrained', checkpoint='checkpoints/RepVGG-B2-train.pth')),
-    decode_head=dict(in_channels=2560),
-    auxiliary_head=dict(in_channels=640))
+# PSPNet-RepVGG-B2-fast: pspnet_repvgg_b2.py in the paper's "fast" variant, where only the last 5 blocks of the
+# backbone are dilated (the last 4 of stage 3 by 2, the one of stage 4 by 4; the rest of stage 3 is not dilated).
+_base_ = ['./pspnet_repvgg_b2.py']
+model = dict(backbone=dict(fast=True))

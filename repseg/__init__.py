@@ -21,8 +21,8 @@ from . import mmcv_compat  # noqa: E402
 
 mmcv_compat.install()
 
-from . import datasets, evaluation  # noqa: E402,F401  (registers transforms and metrics)
-# after the compat layer, on purpose
+# after the compat layer, on purpose: registers transforms, metrics, the backbone and the pretrained initializer
+from . import checkpoint, datasets, evaluation  # noqa: E402,F401
 from .models import QARepVGGBlock, RepVGG, RepVGGBlock, custom_l2, reparameterize  # noqa: E402
 from .version import __version__  # noqa: E402
 

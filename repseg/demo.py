@@ -12,8 +12,10 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
+from .apis import infer_to_dir, init_segmentor
 from .datasets import make_sample_dataset
 from .datasets.labels import CLASS_NAMES
+from .deploy import convert_to_deploy
 from .engine import load_config, test, train
 
 SAMPLE_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'pspnet_repvgg_a0_sample.py')
@@ -50,9 +52,6 @@ def _ensure_data(data_root: str, log) -> None:
 def run_demo(work_root: str = 'work_dirs/demo', data_root: str = 'data/sample', config: str = SAMPLE_CONFIG,
              max_iters: int = 0, log=print) -> DemoResult:
     """Run the whole pipeline; ``max_iters`` > 0 shortens training (for tests)."""
-    from .apis import infer_to_dir, init_segmentor
-    from .deploy import convert_to_deploy
-
     work_dir = osp.join(work_root, time.strftime('%Y%m%d_%H%M%S'))
     result = DemoResult(work_dir)
     clock = time.perf_counter()

@@ -9,7 +9,10 @@ import torch
 from conftest import REPO, randomize_bn
 from torch import nn
 
-from repseg.benchmark import fuse_conv_bn_pairs
+from repseg.benchmark import INT8_RUNTIMES, seeded_segmentor, to_form
+from repseg.benchmark.complexity import count_macs
+from repseg.models import SegLogits
+from repseg.models.utils import fuse_conv_bn_pairs
 from repseg.runtime import RUNTIMES, prepare
 from repseg.runtime.rewrite import StaticAdaptiveAvgPool2d, specialize_adaptive_pools
 
@@ -27,7 +30,7 @@ def close(a: float, b: float) -> bool:
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp('bench')
     cmd = [sys.executable, 'tools/benchmark.py', '--configs', A0, R50, '--shape', '65', '65', '--repeats', '1',
-           '--warmup', '1', '--runtime', 'eager,channels_last', '--backbone', 'none', '--out', str(out)]
+           '--warmup', '1', '--runtime', 'eager,onnxruntime', '--backbone', 'none', '--out', str(out)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads((out / 'benchmark.json').read_text())
@@ -35,13 +38,14 @@ def bench(tmp_path_factory):
 
 def test_outputs_and_fields(bench):
     out, recs = bench
-    tables = (out / 'benchmark.md').read_text().split('## Targets')[0]
+    tables = (out / 'benchmark.md').read_text()
+    assert '## Targets' not in tables and 'target' not in tables.lower()  # goals live in docs/benchmark.md
     assert tables.count('| pspnet_') == 5
     assert (out / 'benchmark.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     keys = {(r['model'], r['form'], r['runtime']) for r in recs}
     assert keys == {('pspnet_repvgg_a0', 'train', 'eager'), ('pspnet_repvgg_a0', 'deploy', 'eager'),
-                    ('pspnet_repvgg_a0', 'deploy', 'channels_last'), ('pspnet_r50-d8', 'baseline', 'eager'),
-                    ('pspnet_r50-d8', 'baseline', 'channels_last')}
+                    ('pspnet_repvgg_a0', 'deploy', 'onnxruntime'), ('pspnet_r50-d8', 'baseline', 'eager'),
+                    ('pspnet_r50-d8', 'baseline', 'onnxruntime')}
     for rec in recs:
         assert 'error' not in rec, rec
         for name in FIELDS:
@@ -64,7 +68,7 @@ def test_ratios_are_consistent(bench):
         assert close(rec['speed_vs_baseline_same_runtime']['pspnet_r50-d8'],
                      rec['images_per_s'] / same['images_per_s'])
         assert close(rec['images_per_s'], rec['batch'] * 1000 / rec['latency_ms'])
-    for runtime in ('eager', 'channels_last'):
+    for runtime in ('eager', 'onnxruntime'):
         deploy = by['pspnet_repvgg_a0', 'deploy', runtime]
         assert close(deploy['speedup_vs_train'], deploy['images_per_s'] / train['images_per_s'])
         assert close(deploy['mem_ratio_vs_train'], deploy['peak_mem_mb'] / train['peak_mem_mb'])
@@ -77,9 +81,10 @@ def test_parity_recorded(bench):
     _, recs = bench
     for rec in recs:
         if rec['runtime'] != 'eager':
-            assert rec['parity']['ok'] and rec['parity']['rel_diff'] <= 1e-4 == rec['parity']['tolerance']
+            par = rec['parity']
+            assert par['passed'] and par['max_rel'] <= 1e-4 and par['tolerance'] == 1e-4 * par['max_logit']
     deploy = next(r for r in recs if (r['form'], r['runtime']) == ('deploy', 'eager'))
-    assert deploy['reparam_parity']['ok'], deploy['reparam_parity']
+    assert deploy['reparam_parity']['passed'], deploy['reparam_parity']
 
 
 #: A RepVGG PSPNet small enough for a quick int8 benchmark run.
@@ -109,11 +114,11 @@ def test_int8_rows(bench_int8):
     by = {(r['form'], r['runtime']): r for r in recs}
     assert set(by) == {('train', 'eager'), ('deploy', 'openvino'), ('deploy', 'openvino_int8')}
     fp32, int8 = by['deploy', 'openvino'], by['deploy', 'openvino_int8']
-    assert fp32['parity']['ok'] and fp32['parity']['rel_diff'] <= 1e-4
+    assert fp32['parity']['passed'] and fp32['parity']['max_rel'] <= 1e-4
     for name in ('held_out_frame', 'random_input'):
         par = int8['int8_parity'][name]
-        assert par['ok'] is None and par['tolerance'] is None and 0 <= par['argmax_agreement'] <= 1
-        assert par['rel_diff'] > 0
+        assert par['passed'] is None and par['tolerance'] is None and 0 <= par['agreement'] <= 1
+        assert par['max_rel'] > 0
     assert int8['weight_mb'] < int8['weight_mb_fp32'] / 3 and close(int8['weight_mb_fp32'], fp32['weight_mb'])
     assert int8['calibration'].startswith('4 crops of ')
     assert close(int8['speedup_vs_fp32_fastest'], int8['images_per_s'] / fp32['images_per_s'])
@@ -129,7 +134,7 @@ def test_unknown_runtime_is_one_line_error(tmp_path):
                            '--out', str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"error: runtime 'tensorrt': unknown; expected one of {', '.join(RUNTIMES)}"]
+        f"error: runtime 'tensorrt': unknown; expected one of {', '.join([*RUNTIMES, *INT8_RUNTIMES])}"]
 
 
 def test_static_adaptive_pool_matches_pytorch():
@@ -151,9 +156,9 @@ def test_fuse_conv_bn_pairs_is_exact():
         assert torch.allclose(model(x), ref, atol=1e-5)
 
 
-@pytest.mark.parametrize('runtime', [r for r in RUNTIMES if r not in ('inductor', 'openvino_int8')])
+@pytest.mark.parametrize('runtime', list(RUNTIMES))
 def test_runtimes_keep_logits(runtime):
-    """Every fp32 runtime (Inductor aside: minutes of compilation) keeps a small pooled conv net within 1e-4."""
+    """Every registered runtime keeps a small pooled conv net within 1e-4."""
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -173,7 +178,6 @@ def test_runtimes_keep_logits(runtime):
     run = prepare(model, runtime, x)
     with torch.inference_mode():
         out = run(x)
-        out = run(x)  # oneDNN graph fuses on the second call
     assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
@@ -186,14 +190,11 @@ def test_specialize_replaces_pools():
 def test_macs_match_mmengine_conv_count():
     """The meta-device counter equals mmengine's FlopAnalyzer on every convolution."""
     from mmengine.analysis import FlopAnalyzer
-
-    from repseg.benchmark import SegLogits, build_segmentor, to_form
-    from repseg.benchmark.complexity import count_macs
-    model = SegLogits(to_form(build_segmentor(A0), 'deploy')).eval()
+    model = SegLogits(to_form(seeded_segmentor(A0), 'deploy')).eval()
     x = torch.randn(1, 3, 33, 33)
     analyzer = FlopAnalyzer(model, (x,))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     counted = count_macs(model, x)
     assert counted['gmacs'] * 1e9 == pytest.approx(analyzer.by_operator()['conv'], rel=1e-9)
-    assert counted['backbone_gmacs'] * 1e9 == pytest.approx(analyzer.by_module()['backbone'], rel=1e-9)
+    assert counted['backbone_gmacs'] * 1e9 == pytest.approx(analyzer.by_module()['segmentor.backbone'], rel=1e-9)

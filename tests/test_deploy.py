@@ -9,9 +9,10 @@ import torch
 from conftest import CITYSCAPES_SAMPLE, DEMO_FRAME, FRAME, REPO, SAMPLE_CONFIG
 from mmengine.config import Config
 
-import repseg
+import repseg.deploy.convert
 from repseg.apis import init_segmentor, segment
 from repseg.deploy import AlreadyDeployed, VerificationError, convert_to_deploy
+from repseg.models import reparameterize
 from repseg.utils.io import CheckpointError, safe_torch_load
 
 REL_TOL, MIN_AGREEMENT = 1e-4, 0.9999
@@ -115,11 +116,11 @@ def test_beyond_tolerance_writes_nothing_and_keeps_old_outputs(trained, tmp_path
     (out / 'deploy_config.py').write_text('old')
 
     def wrong_reparameterize(module):  # e.g. an identity tap lost: must be caught, not written
-        repseg.models.reparameterize(module)
+        reparameterize(module)
         module.stage2[3].rbr_reparam.weight.data[:, :, 1, 1] += 1e-2
         return module
 
-    monkeypatch.setattr(repseg, 'reparameterize', wrong_reparameterize)
+    monkeypatch.setattr(repseg.deploy.convert, 'reparameterize', wrong_reparameterize)
     with pytest.raises(VerificationError, match='nothing written'):
         convert_to_deploy(SAMPLE_CONFIG, trained, out, shape=(128, 256), log=lambda s: None)
     assert (out / 'deploy.pth').read_bytes() == b'old' and (out / 'deploy_config.py').read_text() == 'old'

@@ -12,13 +12,13 @@ from conftest import DEMO_FRAME, FRAME, REPO, SAMPLE_CONFIG
 from mmengine.config import ConfigDict
 
 from repseg.apis import CITYSCAPES_PALETTE, colorize, inference, init_segmentor, overlay, segment
-from repseg.deploy import TensorModeLogits, convert_to_deploy, export_onnx
+from repseg.deploy import convert_to_deploy, export_onnx
+from repseg.models import SegLogits
 from repseg.runtime import with_runtime
 
 
 def onnx_modules():
-    """onnx and onnxruntime (the deploy extra; onnxscript for torch's exporter), or skip only the ONNX tests."""
-    pytest.importorskip('onnxscript')
+    """onnx and onnxruntime (the deploy extra), or skip only the ONNX tests."""
     return pytest.importorskip('onnx'), pytest.importorskip('onnxruntime')
 
 
@@ -90,7 +90,7 @@ def test_fast_runtime_in_inference_matches_eager(pair, tmp_path):
         model.test_cfg = ConfigDict(mode='slide', crop_size=(129, 129), stride=(86, 86))
     slid_ref, slid = segment(eager, image).seg_logits.data, segment(fast, image).seg_logits.data
     assert (slid - slid_ref).abs().max() <= 1e-4 * slid_ref.abs().max()
-    with pytest.raises(ValueError, match="runtime 'tensorrt': expected one of eager"):
+    with pytest.raises(ValueError, match="runtime 'tensorrt': unknown; expected one of eager"):
         with_runtime(eager, 'tensorrt')
     proc = subprocess.run([sys.executable, 'tools/infer.py', str(deploy / 'deploy_config.py'),
                            str(deploy / 'deploy.pth'), str(FRAME), '--out-dir', str(tmp_path / 'o'),
@@ -137,9 +137,9 @@ def test_upsampled_wrapper_is_the_bilinear_resize():
             return x[:, :2, ::8, ::8] * 2
 
     x = torch.randn(1, 3, 64, 96)
-    low = TensorModeLogits(Segmentor())(x)
+    low = SegLogits(Segmentor(), resize=False)(x)
     assert low.shape == (1, 2, 8, 12)
-    up = TensorModeLogits(Segmentor(), upsample=True)(x)
+    up = SegLogits(Segmentor())(x)
     assert torch.equal(up, F.interpolate(low, size=(64, 96), mode='bilinear', align_corners=True))
 
 

@@ -1,5 +1,6 @@
 """The OpenVINO runtime: fp32 parity with eager PyTorch (1e-4 x max|logit|) at any input shape, inside
-MMSegmentation's sliding-window test path, pinned precision and threads, IR bytes round trip, CPU features."""
+MMSegmentation's sliding-window test path, pinned precision and threads, IR bytes round trip, CPU features, and the
+int8 folder's segmentor (form 'int8') left to its own network."""
 import copy
 
 import numpy as np
@@ -9,10 +10,12 @@ from conftest import SAMPLE_CONFIG, randomize_bn
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
-import repseg
 from repseg.apis import inference_pipeline, segment, sync_bn_to_bn
-from repseg.runtime import SegLogits, prepare, with_runtime
-from repseg.runtime.cpu_features import cpu_isa, int8_class
+from repseg.models import SegLogits, reparameterize
+from repseg.quantization.segmentor import OpenVINOEncoderDecoder, ir_segmentor
+from repseg.runtime import prepare, segmentor_form, with_runtime
+from repseg.runtime.openvino_runtime import OpenVINONetwork, ir_bytes, read_ir
+from repseg.utils.machine import cpu_isa, int8_class
 
 pytest.importorskip('openvino')
 
@@ -30,7 +33,7 @@ def segmentor():
     randomize_bn(model).eval()
     model.cfg = cfg
     model.cfg.test_pipeline = inference_pipeline(cfg)
-    return repseg.reparameterize(model)
+    return reparameterize(model)
 
 
 @pytest.fixture(scope='module')
@@ -70,12 +73,25 @@ def test_sliding_windows_in_mmseg_test_path(segmentor):
 
 
 def test_with_runtime_refuses_quantizing_runtime(segmentor):
-    with pytest.raises(ValueError, match='openvino_int8.*tools/quantize.py'):
+    """int8 needs calibration data and a measured accuracy: tools/quantize.py, not a runtime."""
+    with pytest.raises(ValueError, match="runtime 'openvino_int8': unknown; expected one of eager, onnxruntime, "
+                                         "openvino"):
         with_runtime(copy.deepcopy(segmentor), 'openvino_int8')
 
 
+def test_int8_segmentor_runs_in_its_own_network(segmentor):
+    """An int8 folder's segmentor declares its form: eager and openvino leave it as it is, onnxruntime is refused."""
+    model = ir_segmentor(segmentor)
+    assert isinstance(model, OpenVINOEncoderDecoder) and segmentor_form(model) == 'int8'
+    encode_decode = model.encode_decode
+    for runtime in ('eager', 'openvino'):
+        assert with_runtime(model, runtime) is model and model.encode_decode == encode_decode
+    with pytest.raises(ValueError, match="runtime 'onnxruntime' does not run int8-form models; choose one of eager, "
+                                         "openvino"):
+        with_runtime(model, 'onnxruntime')
+
+
 def test_ir_bytes_round_trip(converted):
-    from repseg.runtime.openvino_runtime import OpenVINONetwork, ir_bytes, read_ir
     _, run = converted
     x = torch.randn(1, 3, 65, 65)
     model = run.model

@@ -14,7 +14,10 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from repseg.apis import read_checkpoint
-from repseg.deploy import compare_logits
+from repseg.models import SegLogits
+from repseg.quantization.qat import QATEncoderDecoder, float_reference
+from repseg.quantization.report import SCHEMA_VERSION, Training, load_report
+from repseg.utils import compare_logits
 
 pytest.importorskip('nncf')
 pytest.importorskip('openvino')
@@ -70,6 +73,12 @@ def test_training_logs_the_losses_and_writes_the_int8_folder(qat_run):
     assert report['kernel_ranges']['summary']['layers'] == TINY_LAYERS
     parity = report['parity_openvino_int8_vs_fake_quant']
     assert parity['max_abs'] < 0.1 * parity['max_logit'] and parity['agreement'] > 0.8
+    assert parity['passed'] is None  # recorded, not judged
+    # the same report class as PTQ's, read back with its schema version
+    typed = load_report(out)
+    assert typed.schema_version == SCHEMA_VERSION and typed.as_dict() == report
+    assert isinstance(typed.training, Training) and typed.training.iterations == 3
+    assert typed.plain_ptq is None and typed.accuracy_control is None and typed.max_drop is None
 
 
 def test_int8_folder_runs_in_mmseg_test_path(qat_run):
@@ -97,13 +106,20 @@ def test_checkpoint_holds_trained_weights_and_quantizer_scales(qat_run):
 
 
 def test_fake_quantization_is_active_and_close_to_float(qat_run):
-    """Before training, the QAT network is the float deploy network with int8 rounding: close, not equal."""
-    _, qat_config, _, _, _ = qat_run
+    """Before training, the QAT network is the float deploy network with int8 rounding: close, not equal. The float
+    reference is rebuilt from the recorded float config and checkpoint: the QAT model holds no hidden module."""
+    _, qat_config, checkpoint, _, _ = qat_run
     init_default_scope('mmseg')
     model = MODELS.build(Config.fromfile(str(qat_config)).model).eval()
+    assert isinstance(model, QATEncoderDecoder) and model.source.checkpoint == str(checkpoint)
+    assert not [name for name, value in vars(model).items() if isinstance(value, torch.nn.Module)]
+    assert {name for name, _ in model.named_children()} == {'data_preprocessor', 'network', 'auxiliary_head'}
+    reference = float_reference(model)
+    assert reference.conversion == model.source.conversion and reference.conversion[0]['passed']
     x = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        diff = compare_logits('qat vs float', model.float_segmentor(x, mode='tensor'), model(x, mode='tensor'))
+        diff = compare_logits('qat vs float', SegLogits(reference.model, resize=False)(x),
+                              SegLogits(model, resize=False)(x))
     assert 1e-4 < diff.max_rel < 0.25 and diff.agreement > 0.8, str(diff)
 
 

@@ -1,5 +1,6 @@
-"""tools/quantize.py end to end on a tiny RepVGG PSPNet and generated scenes, the int8 folder in tools/test.py, the
-refusal path, and the kernel range diagnostics on hand-built kernels."""
+"""tools/quantize.py end to end on a tiny RepVGG PSPNet and generated scenes, its report read back as a
+``QuantizationReport``, the int8 folder in tools/test.py, the refusal path, and the kernel range diagnostics on
+hand-built kernels."""
 import json
 import re
 import subprocess
@@ -15,8 +16,13 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 
 from repseg.apis import inference, init_segmentor
+from repseg.benchmark.suite import plan_jobs
+from repseg.benchmark.worker import setup_model
 from repseg.datasets import make_sample_dataset
-from repseg.quantization import kernel_range, kernel_ranges, quantize_symmetric, range_report, summarize
+from repseg.models import QARepVGGBlock, RepVGGBlock
+from repseg.models.kernel_ranges import kernel_range, kernel_ranges, quantize_symmetric, range_report, summarize
+from repseg.quantization.pipeline import quantize_segmentor
+from repseg.quantization.report import SCHEMA_VERSION, Metrics, QuantizationReport, load_report
 from repseg.utils.io import safe_torch_load
 
 pytest.importorskip('nncf')
@@ -63,6 +69,25 @@ def test_folder_and_report(quantized):
     state = safe_torch_load(out / 'int8.pth')['state_dict']
     assert state['network.xml'].numpy().tobytes() == (out / 'int8.xml').read_bytes()
     assert state['network.weights'].numpy().tobytes() == (out / 'int8.bin').read_bytes()
+
+
+def test_report_loads_back_as_the_dataclass(quantized):
+    """quantization.json is a QuantizationReport of this schema version, read back field for field, and the
+    checkpoint's meta carries its summary."""
+    _, config, checkpoint, out = quantized
+    report = load_report(out)
+    assert isinstance(report, QuantizationReport) and report.schema_version == SCHEMA_VERSION
+    raw = json.loads((out / 'quantization.json').read_text())
+    assert raw['schema_version'] == SCHEMA_VERSION and report.as_dict() == raw
+    assert (report.config, report.checkpoint) == (str(config), str(checkpoint))
+    assert isinstance(report.int8, Metrics) and report.int8.mIoU == raw['int8']['mIoU']
+    assert report.plain_ptq is not None and report.training is None
+    if report.method == 'ptq':  # the written model is the plain PTQ one
+        assert report.accuracy_control is None and report.plain_ptq.int8 == report.int8
+    else:
+        assert report.accuracy_control.int8 == report.int8 and report.accuracy_control.ranking_subset == 2
+    meta = safe_torch_load(out / 'int8.pth')['meta']
+    assert meta['quantization'] == report.summary() and meta['quantization']['schema_version'] == SCHEMA_VERSION
 
 
 def test_int8_config_runs_in_mmseg_test_path(quantized):
@@ -124,7 +149,6 @@ def test_refusal_writes_nothing(quantized, tmp_path):
 
 
 def test_bad_input_is_refused_before_any_work(quantized, tmp_path):
-    from repseg.quantization.pipeline import quantize_segmentor
     _, config, checkpoint, out = quantized
     with pytest.raises(FileExistsError, match=r'holds an earlier result \(int8_config.py, int8.pth, int8.xml, '
                                               r'int8.bin, quantization.json\); choose another --out-dir'):
@@ -168,7 +192,6 @@ def test_diagnostics_find_a_known_outlier():
 
 
 def test_branch_attribution_names_the_identity_bn():
-    from repseg.models import RepVGGBlock
     block = randomize_bn(RepVGGBlock(8, 8)).eval()
     with torch.no_grad():
         block.rbr_identity.running_var[3] = 1e-6  # a near-dead channel after the previous ReLU: a huge BN scale
@@ -181,28 +204,30 @@ def test_branch_attribution_names_the_identity_bn():
 
 @pytest.mark.parametrize('block_type', ['repvgg', 'qarepvgg'])
 @pytest.mark.parametrize('groups', [1, 2])
-def test_branch_kernels_sum_to_the_fused_kernel(block_type, groups):
-    """The per-branch attribution is a decomposition of the deploy kernel, for both block types (a QARepVGG block's
-    branches all pass through BN_post), so the diagnostics run on either."""
-    from repseg.models import QARepVGGBlock, RepVGGBlock
+def test_branches_sum_to_the_fused_conv(block_type, groups):
+    """``branches()`` is a decomposition of the deploy conv: kernels and biases sum to what ``switch_to_deploy``
+    writes, for both block types (a QARepVGG block's branches all pass through BN_post), so the diagnostics run on
+    either."""
     block = randomize_bn({'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}[block_type](8, 8, groups=groups)).eval()
     with torch.no_grad():
-        parts = block.branch_kernels()
-        fused, _ = block.get_equivalent_kernel_bias()
+        parts = block.branches()
     assert set(parts) == {'dense_3x3', '1x1', 'identity'}
-    torch.testing.assert_close(sum(parts.values()), fused, rtol=0, atol=1e-6)
-    report = range_report(torch.nn.Sequential(block))
-    assert report['branches'][0]['max_fused'] == pytest.approx(float(fused.abs().max()), rel=1e-6)
+    for kernel, bias in parts.values():
+        assert kernel.shape == (8, 8 // groups, 3, 3) and bias.shape == (8,)
+    report = range_report(torch.nn.Sequential(block))  # on a copy: the block keeps its branches
     if block_type == 'qarepvgg':  # the identity tap is BN_post's scale
         scale = block.bn.weight / (block.bn.running_var + block.bn.eps).sqrt()
         assert report['branches'][0]['max_identity'] == pytest.approx(float(scale.abs().max()), rel=1e-5)
+    block.switch_to_deploy()
+    fused = block.rbr_reparam
+    torch.testing.assert_close(sum(k for k, _ in parts.values()), fused.weight.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(sum(b for _, b in parts.values()), fused.bias.detach(), rtol=0, atol=1e-6)
+    assert report['branches'][0]['max_fused'] == pytest.approx(float(fused.weight.abs().max()), rel=1e-6)
 
 
 def test_benchmark_measures_the_folder(quantized):
     """tools/benchmark.py --configs DIR/int8_config.py: the folder is one 'int8' model run in OpenVINO, and what it
     times is the segmentor's network with the decode head's resize."""
-    from repseg.benchmark.suite import plan_jobs
-    from repseg.benchmark.worker import setup_model
     _, _, _, out = quantized
     config = str(out / 'int8_config.py')
     jobs = [j for j in plan_jobs([config], ['eager', 'onnxruntime'], 'all') if j.kind == 'model']

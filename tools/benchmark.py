@@ -15,11 +15,10 @@ import argparse
 import shlex
 import sys
 
-from repseg.benchmark import DEFAULT_CONFIGS, machine_name, run_benchmark, write_reports
-from repseg.benchmark.suite import BACKBONE_CHOICES
+from repseg.benchmark import BACKBONE_CHOICES, DEFAULT_CONFIGS, INT8_RUNTIMES, run_benchmark, write_reports
 from repseg.engine import run_cli
 from repseg.runtime import RUNTIMES
-from repseg.runtime.cpu_features import cpu_isa
+from repseg.utils import cpu_isa, machine_name
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,7 +33,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
     parser.add_argument('--runtime', default='eager,onnxruntime',
                         help='comma-separated, for deploy and baseline forms (train runs eager): '
-                             + ', '.join(RUNTIMES))
+                             + ', '.join([*RUNTIMES, *sorted(INT8_RUNTIMES)]))
     parser.add_argument('--backbone', default='auto', choices=BACKBONE_CHOICES,
                         help='deploy backbones also measured alone, for the 3x3-conv ceiling ratio: auto (the first '
                              'RepVGG config), all, none')

@@ -9,7 +9,9 @@ import argparse
 import json
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
+from repseg.apis import init_segmentor
 from repseg.engine import run_cli
+from repseg.models.kernel_ranges import range_report
 from repseg.utils.io import atomic_write
 
 
@@ -24,8 +26,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from repseg.apis import init_segmentor
-    from repseg.quantization import range_report
     report = range_report(init_segmentor(args.config, args.checkpoint))
     layers = sorted(report['layers'], key=lambda r: -r['int8_error_per_tensor'])[:args.top]
     print(f'{"layer":<40} {"max/std":>8} {"ch max/std":>10} {"ch spread":>9} {"int8 err/tensor":>15} '

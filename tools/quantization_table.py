@@ -7,6 +7,7 @@ import argparse
 
 import repseg  # noqa: F401  (mmcv-lite compat)
 from repseg.engine import run_cli
+from repseg.quantization.report import load_report, tables
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,7 +20,6 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    from repseg.quantization.summary import load_report, tables
     args = parse_args()
     labels = args.labels or args.reports
     if len(labels) != len(args.reports):

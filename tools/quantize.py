@@ -15,6 +15,7 @@ from mmengine.config import DictAction
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.engine import run_cli
+from repseg.quantization.pipeline import quantize_segmentor
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,12 +46,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from repseg.quantization.pipeline import quantize_segmentor
     quantize_segmentor(args.config, args.checkpoint, args.out_dir, num_calib=args.num_calib, max_drop=args.max_drop,
                        preset=args.preset, fast_bias_correction=not args.no_fast_bias_correction,
                        max_iterations=args.max_iterations, ranking_subset=args.ranking_subset,
-                       agreement_images=args.agreement_images,
-                       cfg_options=args.cfg_options)
+                       agreement_images=args.agreement_images, cfg_options=args.cfg_options)
 
 
 if __name__ == '__main__':

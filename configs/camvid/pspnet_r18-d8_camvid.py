@@ -7,7 +7,8 @@
 # Road 76.0, Tree 69.1, Car 40.9, Pavement 21.7; Pole, SignSymbol, Fence, Pedestrian, Bicyclist 0.
 #   python tools/train.py configs/camvid/pspnet_r18-d8_camvid.py --work-dir work_dirs/camvid/pspnet_r18-d8_camvid
 #   python tools/test.py configs/camvid/pspnet_r18-d8_camvid.py work_dirs/camvid/pspnet_r18-d8_camvid/iter_500.pth
-_base_ = ['mmseg::_base_/models/pspnet_r50-d8.py', '../_base_/datasets/camvid_cpu_recipe.py']
+_base_ = ['mmseg::_base_/models/pspnet_r50-d8.py', '../_base_/datasets/camvid.py', 'mmseg::_base_/default_runtime.py',
+          '../_base_/schedules/poly_500i_cpu.py']
 custom_imports = dict(imports=['repseg'], allow_failed_imports=False)  # CamVidDataset and its transforms
 
 crop_size = (256, 256)

@@ -1,5 +1,5 @@
-# PSPNet-RepVGG-A0 on CamVid (11 classes), trained from scratch on a CPU (../_base_/datasets/camvid_cpu_recipe.py:
-# 500 iterations, batch 4, 256x256 crops, SGD lr 0.05 poly; test on the whole 480x360 image).
+# PSPNet-RepVGG-A0 on CamVid (11 classes), trained from scratch on a CPU: batch 4, 256x256 crops, test on the whole
+# 480x360 image (../_base_/datasets/camvid.py); 500 iterations, SGD lr 0.05 poly (../_base_/schedules/poly_500i_cpu.py).
 #
 # Reached on CamVid val (101 images), measured 2026-11-22 on a 2-vCPU Intel Xeon (AVX-512 VNNI, AMX; 24 GiB; no GPU)
 # with no other job running: mIoU 36.24, mAcc 45.85, aAcc 81.44 (28.09 mIoU after 250 iterations); 2.3 s per iteration,
@@ -9,7 +9,8 @@
 #   ln -s /path/to/camvid data/camvid     # see data/README.md
 #   python tools/train.py configs/camvid/pspnet_repvgg_a0_camvid.py --work-dir work_dirs/camvid/pspnet_repvgg_a0_camvid
 #   python tools/test.py configs/camvid/pspnet_repvgg_a0_camvid.py work_dirs/camvid/pspnet_repvgg_a0_camvid/iter_500.pth
-_base_ = ['../_base_/models/pspnet_repvgg.py', '../_base_/datasets/camvid_cpu_recipe.py']
+_base_ = ['../_base_/models/pspnet_repvgg.py', '../_base_/datasets/camvid.py', 'mmseg::_base_/default_runtime.py',
+          '../_base_/schedules/poly_500i_cpu.py']
 crop_size = (256, 256)
 model = dict(
     data_preprocessor=dict(size=crop_size),

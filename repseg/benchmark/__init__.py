@@ -1,12 +1,14 @@
 """Speed, memory and efficiency of segmentors in train, deploy and baseline form (the RepVGG paper's Table 8 on
 our machines). ``run_benchmark`` measures, ``write_reports`` writes benchmark.json/.md/.png; see tools/benchmark.py.
+Goals and what was reached are stated in docs/benchmark.md; the reports give figures and ratios only.
 
-Modules: models (build, forms, conv-BN fusion), complexity (MACs), ceiling (3x3-conv microbenchmark), measure
-(timing, peak memory, parity), worker (the per-model process), suite (the interleaved run), report (outputs).
+Modules: models (build with seeded weights, forms), complexity (MACs), ceiling (3x3-conv microbenchmark), int8 (the
+on-the-fly int8 runtime), memory (peak memory), worker (the per-model process), suite (the interleaved run), report
+(outputs).
 """
-from .models import DEFAULT_CONFIGS, FORMS, Backbone, SegLogits, build_segmentor, fuse_conv_bn_pairs, to_form
-from .report import machine_name, targets, write_reports
-from .suite import run_benchmark
+from .models import DEFAULT_CONFIGS, FORMS, seeded_segmentor, to_form
+from .report import write_reports
+from .suite import BACKBONE_CHOICES, INT8_RUNTIMES, run_benchmark
 
-__all__ = ['DEFAULT_CONFIGS', 'FORMS', 'Backbone', 'SegLogits', 'build_segmentor', 'fuse_conv_bn_pairs',
-           'machine_name', 'run_benchmark', 'targets', 'to_form', 'write_reports']
+__all__ = ['BACKBONE_CHOICES', 'DEFAULT_CONFIGS', 'FORMS', 'INT8_RUNTIMES', 'run_benchmark', 'seeded_segmentor',
+           'to_form', 'write_reports']

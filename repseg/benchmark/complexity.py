@@ -36,6 +36,7 @@ def count_macs(model: nn.Module, example: Tensor) -> Dict[str, float]:
             handle.remove()
     batch = example.shape[0]
     out = {'gmacs': sum(macs.values()) / batch / 1e9}
-    if any(n.startswith('backbone.') for n, _ in shadow.named_modules()):
-        out['backbone_gmacs'] = sum(v for n, v in macs.items() if n.startswith('backbone.')) / batch / 1e9
+    backbone = next((f'{n}.' for n, _ in shadow.named_modules() if n.rpartition('.')[2] == 'backbone'), None)
+    if backbone:
+        out['backbone_gmacs'] = sum(v for n, v in macs.items() if n.startswith(backbone)) / batch / 1e9
     return out

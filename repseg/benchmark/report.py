@@ -1,41 +1,9 @@
 """benchmark.json, benchmark.md and benchmark.png from the records, written atomically."""
 import json
-import platform
-import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from repseg.utils.io import atomic_write
-
-#: The issue's targets (docs/benchmark.md): deploy/train speed for B1g2-fast, fastest deploy vs stock R50-D8,
-#: deploy backbone vs the 3x3-conv ceiling.
-TARGET_DEPLOY_SPEEDUP = 1.25
-TARGET_VS_R50 = 1.0
-TARGET_CEILING = 0.60
-#: int8 (issue 9): B1g2-fast int8 vs its own fastest fp32 runtime, by the CPU's int8 instruction set, and vs R50-D8
-#: in R50's fastest fp32 runtime.
-TARGET_INT8_SPEEDUP = {'AVX2 only': 1.8, 'AVX-VNNI': 2.5, 'AVX-512 VNNI': 2.5, 'AMX': 2.5}
-TARGET_INT8_VS_R50 = 1.3
-FAST_MODEL = 'pspnet_repvgg_b1g2_fast'
-R50_MODEL = 'pspnet_r50-d8'
-
-
-def machine_name() -> str:
-    """CPU model (lscpu / /proc/cpuinfo) and logical CPU count, or the GPU name when CUDA is used."""
-    name = ''
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
-        name = next((line.split(':', 1)[1].strip() for line in out.splitlines() if line.startswith('Model name')), '')
-    except (OSError, subprocess.SubprocessError):
-        pass
-    if not name:
-        try:
-            with open('/proc/cpuinfo') as info:
-                name = next((line.split(':', 1)[1].strip() for line in info if line.startswith('model name')), '')
-        except OSError:
-            pass
-    import os
-    return f'{name or platform.processor() or "unknown CPU"}, {os.cpu_count()} logical CPUs'
 
 
 def _isa(meta: Dict[str, Any]) -> str:
@@ -87,12 +55,12 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
                 lines.append(f'| {r["model"]} | {r["form"]} | {r["runtime"]} | failed: {r["error"]} |')
                 continue
             par = r.get('parity') or r.get('reparam_parity')
-            par_s = '-' if not par else f'{par["rel_diff"]:.1e} {"ok" if par["ok"] else "FAIL"}'
+            par_s = '-' if not par else f'{par["max_rel"]:.1e} {"ok" if par["passed"] else "FAIL"}'
             if r.get('reparam_parity') and r.get('parity') is None:
                 par_s += ' (vs train)'
             if r.get('int8_parity'):
                 held = r['int8_parity']['held_out_frame']
-                par_s = f'int8: {held["rel_diff"]:.1e}, argmax {100 * held["argmax_agreement"]:.1f}% (held-out frame)'
+                par_s = f'int8: {held["max_rel"]:.1e}, argmax {100 * held["agreement"]:.1f}% (held-out frame)'
             cells = [r['model'], r['form'], r['runtime'],
                      f'{r["images_per_s"]:.3g} ({r["images_per_s_min"]:.3g}-{r["images_per_s_max"]:.3g})',
                      f'{r["latency_ms"]:.0f}', f'{r["peak_mem_mb"]:.0f} (+{r["peak_mem_delta_mb"]:.0f})',
@@ -104,7 +72,6 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
             lines.append('| ' + ' | '.join(cells) + ' |')
         lines.append('')
     lines += int8_md(recs)
-    lines += targets_md(recs)
     return '\n'.join(lines) + '\n'
 
 
@@ -124,59 +91,9 @@ def int8_md(recs: List[Dict[str, Any]]) -> List[str]:
                  f'{_fmt(r.get("speedup_vs_fp32_fastest"), ".2f", "x")} ({r.get("fp32_fastest_runtime", "-")})',
                  *[_fmt(r.get('speed_vs_baseline_fp32_fastest', {}).get(b), '.2f', 'x') for b in bases],
                  f'{_fmt(r.get("weight_mb_fp32"), ".1f")} -> {_fmt(r.get("weight_mb"), ".1f")}',
-                 f'{held["rel_diff"]:.2e} of max, argmax {100 * held["argmax_agreement"]:.2f}%',
+                 f'{held["max_rel"]:.2e} of max, argmax {100 * held["agreement"]:.2f}%',
                  r.get('calibration', '-')]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    return lines + ['']
-
-
-def targets(recs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The issue's targets evaluated on these records (None where a record needed for one is missing)."""
-    ok = [r for r in recs if 'images_per_s' in r]
-    found = []
-    for r in ok:
-        if r['form'] == 'deploy' and r['runtime'] == 'eager' and r['part'] == 'model' and 'speedup_vs_train' in r:
-            need = TARGET_DEPLOY_SPEEDUP if r['model'] == FAST_MODEL else 1.0
-            found.append(dict(target=f'{r["model"]}: deploy faster than train (eager), >= {need:.2f}x',
-                              value=r['speedup_vs_train'], met=r['speedup_vs_train'] >= need))
-            found.append(dict(target=f'{r["model"]}: deploy peak memory below train', value=r['mem_ratio_vs_train'],
-                              met=r['mem_ratio_vs_train'] < 1.0))
-    fast = [r for r in ok if r['model'] == FAST_MODEL and r['form'] == 'deploy' and r['part'] == 'model'
-            and R50_MODEL in r.get('speed_vs_baseline', {})]
-    if fast:
-        best = max(fast, key=lambda r: r['images_per_s'])
-        value = best['speed_vs_baseline'][R50_MODEL]
-        found.append(dict(target=f'{FAST_MODEL} deploy, fastest runtime ({best["runtime"]}) vs {R50_MODEL} eager, '
-                                 f'>= {TARGET_VS_R50:.1f}x', value=value, met=value >= TARGET_VS_R50))
-    for r in ok:
-        if r['model'] != FAST_MODEL or r['part'] != 'model' or 'speedup_vs_fp32_fastest' not in r:
-            continue
-        isa = (r.get('cpu_isa') or {}).get('int8', 'unknown')
-        need = TARGET_INT8_SPEEDUP.get(isa, TARGET_INT8_SPEEDUP['AVX2 only'])
-        found.append(dict(target=f'{FAST_MODEL} {r["runtime"]} vs its fastest fp32 runtime '
-                                 f'({r["fp32_fastest_runtime"]}), >= {need:.1f}x on {isa}',
-                          value=r['speedup_vs_fp32_fastest'], met=r['speedup_vs_fp32_fastest'] >= need))
-        vs_r50 = r.get('speed_vs_baseline_fp32_fastest', {}).get(R50_MODEL)
-        if vs_r50 is not None:
-            found.append(dict(target=f'{FAST_MODEL} {r["runtime"]} vs {R50_MODEL} in its fastest fp32 runtime, '
-                                     f'>= {TARGET_INT8_VS_R50:.1f}x', value=vs_r50, met=vs_r50 >= TARGET_INT8_VS_R50))
-    for model in sorted({r['model'] for r in ok if r['form'] == 'deploy' and r['part'] == 'backbone'}):
-        rows = [r for r in ok if r['model'] == model and r['form'] == 'deploy' and r['part'] == 'backbone'
-                and 'ceiling_ratio' in r]
-        if rows:
-            best = max(rows, key=lambda r: r['ceiling_ratio'])
-            found.append(dict(target=f'{model} deploy backbone ({best["runtime"]}) >= {TARGET_CEILING:.0%} of the '
-                                     f'3x3-conv ceiling', value=best['ceiling_ratio'],
-                              met=best['ceiling_ratio'] >= TARGET_CEILING))
-    return found
-
-
-def targets_md(recs: List[Dict[str, Any]]) -> List[str]:
-    rows = targets(recs)
-    if not rows:
-        return []
-    lines = ['## Targets', '', '| target | value | met |', '|---|---|---|']
-    lines += [f'| {t["target"]} | {t["value"]:.2f} | {"yes" if t["met"] else "NO"} |' for t in rows]
     return lines + ['']
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from repseg.runtime import check_runtimes
-from repseg.runtime.cpu_features import cpu_isa
-from .models import QUANTIZED_FORM, ModelSpec, expand_specs, model_name
-from .worker import INT8_RUNTIMES
+from repseg.utils import cpu_isa
+from .int8 import INT8_RUNTIME
+from .models import QUANTIZED_FORM, expand_specs, model_name
+
+INT8_RUNTIMES = frozenset({INT8_RUNTIME})
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,7 +119,7 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
                   backbone: str = 'auto', warmup: int = 1, threads: Optional[int] = None,
                   seed: int = 0, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
     """Measure every model and return the records (see ``records``); the caller writes the reports."""
-    runtimes = check_runtimes(runtimes)
+    runtimes = check_runtimes(runtimes, extra=INT8_RUNTIMES)
     _check_args(shape, batch, repeats, device, warmup)
     configs = [str(Path(c).resolve()) if Path(c).is_file() else c for c in configs]
     jobs = plan_jobs(configs, runtimes, backbone)
@@ -262,4 +264,4 @@ def _rel(path: str) -> str:
         return path
 
 
-__all__ = ['BACKBONE_CHOICES', 'Job', 'ModelSpec', 'plan_jobs', 'records', 'run_benchmark']
+__all__ = ['BACKBONE_CHOICES', 'INT8_RUNTIMES', 'Job', 'plan_jobs', 'records', 'run_benchmark']

@@ -11,11 +11,10 @@ from typing import Dict, List, Optional, Tuple
 from torch import Tensor
 
 from ..models.backbones.arch_zoo import ARCH_SETTINGS, BlockSpec, block_specs, official_name, resolve_arch, table_name
-from ..models.backbones.repvgg_block import POST_SE_REDUCTION
+from ..models.backbones.reparam_block import POST_SE_REDUCTION, SE_REDUCTION
 
 Shapes = Dict[str, Tuple[int, ...]]
 _IMAGENET_STRIDES, _NO_DILATION = (2, 2, 2, 2, 2), (1, 1, 1, 1, 1)
-SE_REDUCTION = 16  # D2se: SE before the ReLU (RepVGGplus's post-SE: POST_SE_REDUCTION, 4)
 
 
 def _se_shapes(prefix: str, channels: int, reduction: int) -> Shapes:

@@ -126,14 +126,3 @@ def to_repseg_keys(state: Dict[str, Tensor], source: str) -> Tuple[Dict[str, Ten
             raise CheckpointError(f'{source}: keys map twice onto {target!r}')
         out[target] = value
     return out, fmt, dropped
-
-
-def state_form(state: Dict[str, Tensor], source: str) -> str:
-    """'train' (multi-branch) or 'deploy' (fused); a mixture cannot be loaded into either."""
-    fused = any('.rbr_reparam.' in key for key in state)
-    branched = any('.rbr_dense.' in key or '.rbr_1x1.' in key or '.rbr_identity.' in key for key in state)
-    if fused and branched:
-        raise CheckpointError(f'{source}: mixes train-time (rbr_dense/rbr_1x1) and deploy-time (rbr_reparam) blocks')
-    if not fused and not branched:
-        raise CheckpointError(f'{source}: holds no RepVGG block weights')
-    return 'deploy' if fused else 'train'

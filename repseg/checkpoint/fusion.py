@@ -11,7 +11,7 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from ..models.backbones.repvgg_block import RepVGGBlock
+from ..models.backbones import RepVGGBlock
 from ..utils.io import CheckpointError
 
 _BLOCK = re.compile(r'^(stage0\.|stage[1-4]\.\d+\.)(.+)$')

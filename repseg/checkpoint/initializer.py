@@ -7,9 +7,10 @@ from mmengine.model.weight_init import update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
+from ..models.backbones import PRETRAINED_INIT
 from .loading import load_pretrained_backbone
 
-INIT_TYPE = 'RepSegPretrained'
+INIT_TYPE = PRETRAINED_INIT
 
 
 @WEIGHT_INITIALIZERS.register_module(name=INIT_TYPE)
@@ -23,13 +24,3 @@ class RepSegPretrainedInit:
         info = load_pretrained_backbone(module, self.checkpoint)
         if hasattr(module, '_params_init_info'):
             update_init_info(module, init_info=f'loaded by RepSeg from {info.source} ({info.format} format)')
-
-
-def swap_pretrained_cfg(init_cfg) -> list:
-    """The init_cfg list with every ``Pretrained`` entry replaced by one RepSegPretrained entry, applied last
-    (as mmengine applies Pretrained last); [] when there is no Pretrained entry."""
-    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg] if init_cfg else []
-    pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
-    if not pretrained:
-        return []
-    return [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained'] + [dict(pretrained[-1], type=INIT_TYPE)]

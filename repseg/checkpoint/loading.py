@@ -11,10 +11,11 @@ from typing import Any, Dict, List, Optional, Tuple
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from ..models.forms import state_dict_form
 from ..utils.io import CheckpointError, PathLike, safe_torch_load, unwrap_state_dict
 from .archs import (canonical_arch, closest_arch, display_name, display_names, expected_shapes, fitting_archs,
                     mismatches, shape_map)
-from .formats import state_form, to_repseg_keys
+from .formats import to_repseg_keys
 from .fusion import fuse_state_dict
 from .qarepvgg_init import to_qarepvgg_state
 
@@ -79,7 +80,7 @@ def convert_checkpoint(obj: Any, source: str, arch: Optional[str] = None,
     """An already loaded checkpoint object -> (RepSeg backbone state dict, ImportInfo); see
     ``load_backbone_checkpoint``."""
     state, fmt, dropped = to_repseg_keys(unwrap_state_dict(obj, source), source)
-    form = state_form(state, source)
+    form = state_dict_form(state, source)
     arch = _resolve_arch(state, form == 'deploy', arch, source)
     if to_deploy and form == 'train':
         state = fuse_state_dict(state, source)
@@ -131,7 +132,7 @@ def load_pretrained_backbone(backbone: nn.Module, path: PathLike) -> ImportInfo:
     """
     source = str(path)
     state, fmt, dropped = to_repseg_keys(unwrap_state_dict(safe_torch_load(path), source), source)
-    source_form = state_form(state, source)
+    source_form = state_dict_form(state, source)
     file_archs = fitting_archs(state, source_form == 'deploy')
     deploy = bool(getattr(backbone, 'deploy', False))
     if deploy and source_form == 'train':

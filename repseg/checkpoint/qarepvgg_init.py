@@ -25,7 +25,8 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from ..models.backbones.qarepvgg_block import QARepVGGBlock
+from ..models.backbones import QARepVGGBlock
+from ..models.utils import scale_shift
 from ..utils.io import CheckpointError
 
 MIN_IDENTITY_SCALE = 1e-4
@@ -35,8 +36,7 @@ _BN_LEAVES = ('weight', 'bias', 'running_mean', 'running_var')
 def _bn(params: Dict[str, Tensor], prefix: str, eps: float) -> Tuple[Tensor, ...]:
     """(gamma, beta, mean, var, scale, shift) of a BN stored under ``prefix``, in float64."""
     gamma, beta, mean, var = (params[f'{prefix}{leaf}'].double() for leaf in _BN_LEAVES)
-    scale = gamma / (var + eps).sqrt()
-    return gamma, beta, mean, var, scale, beta - mean * scale
+    return (gamma, beta, mean, var, *scale_shift(gamma, beta, mean, var, eps))
 
 
 def qarepvgg_block_tensors(params: Dict[str, Tensor], eps: float,

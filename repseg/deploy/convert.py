@@ -11,12 +11,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 from mmengine.config import Config
 
-import repseg
 from repseg.apis import build_segmentor, model_config, read_checkpoint, read_config
-from repseg.utils.io import atomic_write
+from repseg.models import config_form, reparameterize, state_dict_form
+from repseg.utils import LOGIT_RTOL, MIN_AGREEMENT, LogitDiff, atomic_write
+from repseg.version import __version__
 from .config_io import config_text, deploy_config, write_text
-from .forms import config_form, state_dict_form
-from .verify import LogitDiff, verify_models
+from .verify import verify_models
 
 DEPLOY_CHECKPOINT = 'deploy.pth'
 DEPLOY_CONFIG = 'deploy_config.py'
@@ -58,8 +58,9 @@ def _check_heads_unchanged(source: Dict[str, torch.Tensor], deploy: Dict[str, to
 
 
 def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, Path], out_dir: Union[str, Path],
-                      image: Optional[Union[str, Path]] = None, atol: Optional[float] = None, rtol: float = 1e-4,
-                      min_agreement: float = 0.9999, shape: Sequence[int] = (256, 512),
+                      image: Optional[Union[str, Path]] = None, atol: Optional[float] = None,
+                      rtol: float = LOGIT_RTOL,
+                      min_agreement: float = MIN_AGREEMENT, shape: Sequence[int] = (256, 512),
                       log: Callable[[str], None] = print) -> Conversion:
     """Write ``out_dir/deploy.pth`` and ``out_dir/deploy_config.py`` for a trained RepVGG segmentor.
 
@@ -72,7 +73,7 @@ def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, P
         raise FileNotFoundError(f'{image}: no such image file')
     cfg_form = config_form(src_cfg)
     state, meta = read_checkpoint(checkpoint)
-    ckpt_form = state_dict_form(state, checkpoint)
+    ckpt_form = state_dict_form(state, checkpoint, prefix='backbone.')
     if ckpt_form == 'deploy':
         hint = '' if cfg_form == 'deploy' else ' (use it with a config whose model.backbone.deploy=True)'
         raise AlreadyDeployed(f'{checkpoint}: already in deploy form (rbr_reparam backbone); nothing to convert, '
@@ -83,7 +84,7 @@ def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, P
 
     # the reference: the training model exactly as trained (checked and loaded strictly)
     ref = build_segmentor(model_config(src_cfg), state, meta, checkpoint)
-    converted = repseg.reparameterize(copy.deepcopy(ref.backbone))
+    converted = reparameterize(copy.deepcopy(ref.backbone))
     deploy_state = {**{k: v for k, v in state.items() if not k.startswith('backbone.')},
                     **{f'backbone.{k}': v for k, v in converted.state_dict().items()}}
     _check_heads_unchanged(state, deploy_state)
@@ -107,7 +108,7 @@ def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, P
     out_dir = Path(out_dir)
     deploy_meta = dict(_source_meta(meta), deploy=True, arch=arch if isinstance(arch, str) else dict(arch),
                        source_checkpoint=str(Path(checkpoint).resolve()), source_config=str(src_cfg.filename),
-                       repseg_version=repseg.__version__, verification=[d.as_dict() for d in diffs])
+                       repseg_version=__version__, verification=[d.as_dict() for d in diffs])
     ckpt_path, cfg_path = out_dir / DEPLOY_CHECKPOINT, out_dir / DEPLOY_CONFIG
     with atomic_write(ckpt_path, 'wb') as handle:  # renamed into place only after the config is written
         torch.save(dict(meta=deploy_meta, state_dict=deploy_state), handle)

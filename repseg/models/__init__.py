@@ -1,5 +1,9 @@
-from .backbones import QARepVGGBlock, RepVGG, RepVGGBlock
+"""Models: the RepVGG backbone and its blocks, the re-parameterization, the custom L2, and what reads models
+(forms, fused-kernel diagnostics, the logits wrapper)."""
+from .backbones import QARepVGGBlock, RepVGG, RepVGGBlock, is_reparameterizable, reparameterize
 from .custom_l2 import CustomL2OptimWrapperConstructor, custom_l2
-from .reparameterize import reparameterize
+from .forms import config_form, state_dict_form
+from .seg_logits import SegLogits
 
-__all__ = ['CustomL2OptimWrapperConstructor', 'QARepVGGBlock', 'RepVGG', 'RepVGGBlock', 'custom_l2', 'reparameterize']
+__all__ = ['CustomL2OptimWrapperConstructor', 'QARepVGGBlock', 'RepVGG', 'RepVGGBlock', 'SegLogits', 'config_form',
+           'custom_l2', 'is_reparameterizable', 'reparameterize', 'state_dict_form']

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .backbones.repvgg_block import RepVGGBlock
-from .utils import identity_kernel
+from .utils import bn_scale_shift, identity_kernel
 
 LOSS_KEY = 'loss_custom_l2'
 COVERED = ('rbr_dense.conv.weight', 'rbr_1x1.conv.weight')  # the kernels the term regularizes, per block
@@ -40,9 +40,7 @@ COVERED = ('rbr_dense.conv.weight', 'rbr_1x1.conv.weight')  # the kernels the te
 
 def _bn_scale(bn: _BatchNorm) -> Tensor:
     """gamma / sqrt(running_var + eps), per channel, detached and shaped (C, 1, 1, 1)."""
-    std = (bn.running_var + bn.eps).sqrt()
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    return (gamma / std).detach().reshape(-1, 1, 1, 1)
+    return bn_scale_shift(bn)[0].detach().reshape(-1, 1, 1, 1)
 
 
 def is_covered(module: nn.Module) -> bool:

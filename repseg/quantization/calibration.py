@@ -13,10 +13,16 @@ import copy
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmseg.registry import DATASETS
 from torch import Tensor, nn
+
+from repseg.datasets.sample_scenes import draw_scene
+from .report import Calibration
 
 #: MMSegmentation's ImageNet normalization (RGB order), used by every config of this project.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -32,7 +38,6 @@ def evenly_spaced(total: int, count: int) -> List[int]:
 
 def build_split(cfg: Config, loader: str, pipeline: Optional[Sequence[dict]] = None) -> Any:
     """The dataset of ``cfg[loader]`` (e.g. 'train_dataloader'), optionally with another pipeline."""
-    from mmseg.registry import DATASETS
     if loader not in cfg or 'dataset' not in cfg[loader]:
         raise KeyError(f'{cfg.filename}: has no {loader}.dataset; expected an MMSegmentation config with data')
     dataset_cfg = copy.deepcopy(cfg[loader]['dataset'])
@@ -81,13 +86,11 @@ class CalibrationSet:
     of float32 N x 3 x H x W numpy arrays, as NNCF feeds them to the OpenVINO model."""
 
     def __init__(self, cfg: Config, segmentor: nn.Module, num: int):
-        from mmengine.dataset import pseudo_collate
         if num < 1:
             raise ValueError(f'--num-calib {num}: expected at least 1 calibration image')
         self.dataset = build_split(cfg, 'train_dataloader', test_pipeline(cfg))
         self.indices = evenly_spaced(len(self.dataset), num)
         self.segmentor = segmentor
-        self.collate = pseudo_collate
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -95,7 +98,7 @@ class CalibrationSet:
     def __getitem__(self, i: int) -> np.ndarray:
         if not 0 <= i < len(self.indices):
             raise IndexError(i)
-        data = self.collate([self.dataset[self.indices[i]]])
+        data = pseudo_collate([self.dataset[self.indices[i]]])
         return network_inputs(self.segmentor, data, window=i).numpy()
 
     def __iter__(self):
@@ -103,6 +106,15 @@ class CalibrationSet:
 
     def image_paths(self) -> List[str]:
         return [self.dataset.get_data_info(i)['img_path'] for i in self.indices]
+
+    @property
+    def mode(self) -> str:
+        """The segmentor's test mode ('whole' or 'slide')."""
+        return self.segmentor.test_cfg.get('mode', 'whole')
+
+    def record(self) -> Calibration:
+        """What the report says about the calibration set."""
+        return Calibration(len(self), 'train', 'test', self.mode, self.image_paths()[:3])
 
 
 def normalize(image_bgr: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
@@ -114,11 +126,9 @@ def normalize(image_bgr: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std:
 
 
 def _street_image(min_h: int, min_w: int) -> Tuple[np.ndarray, str]:
-    import cv2
     if SHARED_FRAME.is_file():
         image, source = cv2.imread(str(SHARED_FRAME), cv2.IMREAD_COLOR), f'crops of {SHARED_FRAME.name}'
     else:
-        from repseg.datasets.sample_scenes import draw_scene
         rgb, _ = draw_scene(np.random.default_rng(0), 1024, 512)
         image, source = np.ascontiguousarray(rgb[..., ::-1]), 'crops of a generated sample scene (seed 0)'
     scale = max(min_h / image.shape[0], min_w / image.shape[1], 1.0)

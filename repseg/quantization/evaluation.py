@@ -3,20 +3,26 @@
 Each network is plugged into the same ``OpenVINOEncoderDecoder`` (``IRNetwork.use``) and run with ``test_step``,
 so the data preprocessor, sliding windows or whole-image inference, resizing and argmax are MMSegmentation's;
 the metric is the config's ``IoUMetric`` (``process`` and ``compute_metrics``: the figures ``tools/test.py``
-prints). Pixel agreement: the fraction of pixels whose predicted class equals the reference network's.
+prints). Pixel agreement: the fraction of pixels whose predicted class equals the reference network's, on the
+validation split or (``agreement_on_images``) on other images through the inference API.
 """
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.utils import ProgressBar
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
 from torch import Tensor, nn
 
+from repseg.apis import collect_images, segment
 from .calibration import build_split
+from .report import ImageAgreement, Int8Result, Metrics
 
 Network = Callable[[Tensor], Tensor]
 
@@ -30,11 +36,24 @@ class Evaluation:
     agreement: Dict[str, float] = field(default_factory=dict)
     images: int = 0
 
+    def of(self, name: str) -> Metrics:
+        return Metrics(**{k: self.metrics[name][k] for k in ('mIoU', 'mAcc', 'aAcc')})
+
+    @property
+    def drop(self) -> float:
+        """fp32 mIoU minus int8 mIoU, in points (rounded as the metric is)."""
+        return round(self.metrics['fp32']['mIoU'] - self.metrics['int8']['mIoU'], 2)
+
+    def int8_result(self, layers_in_float: List[str]) -> Int8Result:
+        return Int8Result(self.of('int8'), self.drop, self.agreement['int8'], list(layers_in_float))
+
+    def __str__(self) -> str:
+        return (f'fp32 mIoU {self.metrics["fp32"]["mIoU"]:.2f}, int8 {self.metrics["int8"]["mIoU"]:.2f} (drop '
+                f'{self.drop:.2f}), pixel agreement {100 * self.agreement["int8"]:.2f}%')
+
 
 def iou_metric(cfg: Config, dataset: Any) -> Any:
     """The config's validation ``IoUMetric`` (its ignore index and options), bound to ``dataset``'s classes."""
-    from mmseg.evaluation import IoUMetric
-    from mmseg.registry import METRICS
     spec = cfg.get('val_evaluator') or cfg.get('test_evaluator') or dict(type='IoUMetric', iou_metrics=['mIoU'])
     specs = spec if isinstance(spec, (list, tuple)) else [spec]
     chosen = next((dict(s) for s in specs if dict(s).get('type') in ('IoUMetric', 'mmseg.IoUMetric')), None)
@@ -133,3 +152,18 @@ def validation_fn(cfg: Config, segmentor: nn.Module, items: ValidationItems, wra
         results, metric.results = metric.results, []
         return total_miou(results), [image_miou(r) for r in results]
     return validate
+
+
+def agreement_on_images(segmentor: nn.Module, networks: Dict[str, Network],
+                        images: Sequence[Union[str, Path]]) -> List[ImageAgreement]:
+    """Pixel agreement of networks 'int8' and 'fp32' on extra images (e.g. real street frames), through the inference
+    API (``segmentor``: an ``ir_segmentor``)."""
+    out = []
+    for path, _ in collect_images(images):
+        preds = {}
+        for name, network in networks.items():
+            segmentor.network.use(network)
+            preds[name] = segment(segmentor, path).pred_sem_seg.data
+        agree = float((preds['fp32'] == preds['int8']).float().mean())
+        out.append(ImageAgreement(str(path), list(preds['fp32'].shape[-2:]), agree))
+    return out

@@ -6,7 +6,10 @@ default overflow fix (first layer's weights in 7 bits: exact on AVX2-only CPUs, 
 16-bit sums). The accuracy-aware variant reverts the layers that hurt the metric most to float, one group at a
 time, until the drop fits.
 """
+import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from repseg.runtime.openvino_runtime import compile_options, openvino_version
 
 PRESETS = ('performance', 'mixed')
 #: OpenVINO ops that carry weights and that NNCF quantizes.
@@ -34,6 +37,14 @@ def nncf_settings(preset: str, fast_bias_correction: bool, subset_size: int) -> 
                 subset_size=subset_size, fast_bias_correction=fast_bias_correction)
 
 
+def backend_info(preset: str, fast_bias_correction: bool) -> Dict[str, Any]:
+    """What quantized the model, for the report."""
+    return {'name': 'openvino + nncf', 'openvino': openvino_version(), 'nncf': nncf_version(),
+            'preset': preset, 'fast_bias_correction': fast_bias_correction, 'model_type': None,
+            'target_device': 'CPU', 'shapes': 'dynamic N x 3 x H x W',
+            'compile_options': {k: str(v) for k, v in compile_options().items()}}
+
+
 def quantize_model(model: Any, calibration: Sequence[Any], preset: str = 'performance',
                    fast_bias_correction: bool = True) -> Any:
     """int8 ``openvino.Model`` from an fp32 one; ``calibration``: a sequence of network inputs (arrays/tensors),
@@ -52,7 +63,6 @@ def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], valid
     to revert. ``validation_fn(compiled_model, items) -> (metric, per-item metrics)``. ``ranking_subset``: how many
     validation items rank the layers (default all; each layer group costs one pass over them). The result may still miss
     the target: the caller re-evaluates it."""
-    import sys
     nncf = require_nncf()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
     items = _as_numpy(calibration)

@@ -8,7 +8,11 @@ The IR travels inside a normal checkpoint: the state dict holds the xml and bin 
 (``network.xml``, ``network.weights``) whose sizes and SHA-256 the config records, so ``Runner.load_checkpoint``
 and ``repseg.apis.init_segmentor`` restore it like any weights, a checkpoint of another model is refused in one
 line, and the folder is self-contained. The network is compiled on first use.
+
+``ir_model_config`` is the ``model`` of an int8 config for a float segmentor; ``ir_segmentor`` builds one without
+an IR, into which candidate networks are plugged for evaluation.
 """
+import copy
 import hashlib
 from typing import Any, Callable, Dict, List, Optional
 
@@ -19,6 +23,8 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from torch import Tensor, nn
+
+from repseg.runtime.openvino_runtime import OpenVINONetwork, read_ir
 
 SEGMENTOR_TYPE = 'OpenVINOEncoderDecoder'
 
@@ -60,7 +66,6 @@ class IRNetwork(nn.Module):
         self._network = None  # new bytes: compile (and check) them on the next call
 
     def compile(self) -> Callable[[Tensor], Tensor]:
-        from repseg.runtime.openvino_runtime import OpenVINONetwork, read_ir
         ir = self.ir()
         if not ir['xml'] or not any(ir['xml'][:64]):
             raise ValueError(f'{SEGMENTOR_TYPE}: no IR loaded; load the checkpoint written with this config '
@@ -88,7 +93,9 @@ class OpenVINOEncoderDecoder(EncoderDecoder):
     """``EncoderDecoder`` for inference whose backbone + decode head is one OpenVINO network (``IRNetwork``):
     input the preprocessed N x 3 x H x W batch, output the decode head's logits (before resizing)."""
 
-    runtime = 'openvino'  # what ``repseg.runtime.with_runtime`` accepts besides 'eager' (both leave it as it is)
+    #: ``repseg.runtime.with_runtime`` runs an int8-form segmentor in its own network ('eager' and 'openvino' leave
+    #: it as it is; other runtimes are refused)
+    form = 'int8'
 
     def __init__(self, ir: dict, num_classes: int, out_channels: Optional[int] = None, align_corners: bool = False,
                  data_preprocessor: Optional[dict] = None, test_cfg: Optional[dict] = None,
@@ -115,3 +122,24 @@ class OpenVINOEncoderDecoder(EncoderDecoder):
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
         raise NotImplementedError(f'{SEGMENTOR_TYPE} is for inference only; train the float model')
+
+
+def ir_model_config(segmentor: nn.Module, ir: Dict[str, bytes], precision: str = 'int8') -> ConfigDict:
+    """The ``model`` of the int8 config: the float segmentor's preprocessing and test settings around the IR."""
+    cfg = segmentor.cfg.model if hasattr(segmentor, 'cfg') else None
+    data_preprocessor = copy.deepcopy(cfg.get('data_preprocessor')) if cfg is not None else None
+    return ConfigDict(type=SEGMENTOR_TYPE, data_preprocessor=data_preprocessor,
+                      test_cfg=copy.deepcopy(dict(segmentor.test_cfg)), num_classes=int(segmentor.num_classes),
+                      out_channels=int(segmentor.out_channels), align_corners=bool(segmentor.align_corners),
+                      ir=dict(xml_bytes=len(ir['xml']), bin_bytes=len(ir['weights']),
+                              sha256=ir_digest(ir['xml'], ir['weights']), precision=precision))
+
+
+def ir_segmentor(float_model: nn.Module) -> OpenVINOEncoderDecoder:
+    """An ``OpenVINOEncoderDecoder`` with the float segmentor's settings and no IR: networks are plugged in with
+    ``network.use``."""
+    model = MODELS.build(ir_model_config(float_model, {'xml': b'', 'weights': b''}, precision='fp32'))
+    model.dataset_meta = getattr(float_model, 'dataset_meta', None)
+    if hasattr(float_model, 'cfg'):  # the inference API (agreement images) reads the test pipeline from it
+        model.cfg = float_model.cfg
+    return model.eval()

@@ -1,13 +1,16 @@
-"""Deploy runtimes: turn an eval-mode ``Tensor -> Tensor`` model into the fastest callable this machine offers.
+"""Deploy runtimes: turn an eval-mode ``Tensor -> Tensor`` model into a callable this machine runs fast.
 
     from repseg.runtime import prepare
-    run = prepare(model, 'onnxruntime', example_input)   # callable: Tensor (N, 3, H, W) -> logits Tensor
+    run = prepare(SegLogits(segmentor), 'onnxruntime', example_input)   # Tensor (N, 3, H, W) -> logits Tensor
     logits = run(images)
 
-Every runtime computes the same function as eager PyTorch (checked by ``repseg.benchmark`` to 1e-4 x max|logit|).
+Every runtime computes the same function as eager PyTorch (within ``repseg.utils.LOGIT_RTOL``; the benchmark and
+the tests check it).
 """
-from .runtimes import DEFAULT_RUNTIME, RUNTIMES, Runner, check_runtimes, prepare
-from .seg_logits import SegLogits
-from .segmentor import with_runtime
+from .onnx import onnx_bytes, ort_session
+from .openvino_runtime import OpenVINONetwork
+from .registry import FORMS, RUNTIMES, Runner, Runtime, check_runtimes, get_runtime, prepare
+from .segmentor import segmentor_form, with_runtime
 
-__all__ = ['DEFAULT_RUNTIME', 'RUNTIMES', 'Runner', 'SegLogits', 'check_runtimes', 'prepare', 'with_runtime']
+__all__ = ['FORMS', 'OpenVINONetwork', 'RUNTIMES', 'Runner', 'Runtime', 'check_runtimes', 'get_runtime',
+           'onnx_bytes', 'ort_session', 'prepare', 'segmentor_form', 'with_runtime']

@@ -89,23 +89,6 @@ class OpenVINONetwork:
         return torch.from_numpy(np.array(self.request.get_output_tensor(0).data, copy=True))
 
 
-def _prepare_openvino(model: nn.Module, example: Tensor) -> OpenVINONetwork:
+def prepare_openvino(model: nn.Module, example: Tensor) -> OpenVINONetwork:
     """fp32 OpenVINO (see the module docstring); shape-generic, so ``example`` only serves the trace."""
     return OpenVINONetwork(convert_module(model, example))
-
-
-def _prepare_openvino_int8(model: nn.Module, example: Tensor, calibration: Optional[list] = None) -> OpenVINONetwork:
-    """int8 OpenVINO: the fp32 IR quantized by NNCF (``repseg.quantization.ptq``) on ``calibration`` (input
-    tensors); without it, on crops of a real street frame (or generated scenes), normalized with MMSegmentation's
-    ImageNet mean/std. The callable records ``calibration_source`` and ``weight_bytes`` (fp32 and int8 IR)."""
-    from repseg.quantization.calibration import street_frames
-    from repseg.quantization.ptq import quantize_model, weight_bytes
-    fp32 = convert_module(model, example)
-    source = 'given'
-    if calibration is None:
-        calibration, source = street_frames(tuple(example.shape[2:]))
-    quantized = quantize_model(fp32, [c.cpu() for c in calibration])
-    run = OpenVINONetwork(quantized)
-    run.calibration_source = source
-    run.weight_bytes = {'fp32': weight_bytes(fp32), 'int8': weight_bytes(quantized)}
-    return run

@@ -1,16 +1,23 @@
 """Run a whole MMSegmentation segmentor's network through a deploy runtime, keeping its test-time logic."""
 import copy
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from torch import Tensor, nn
 
-from .runtimes import RUNTIMES, Runner, prepare
-from .seg_logits import SegLogits
+from ..models import SegLogits
+from .registry import Runner, get_runtime
 
-#: Runtimes whose prepared network takes any input shape (prepared once, not once per shape).
-SHAPE_GENERIC = frozenset({'channels_last', 'openvino'})
-#: Runtimes that quantize: not for ``with_runtime`` (tools/quantize.py measures what quantization costs).
-QUANTIZING = frozenset({'openvino_int8'})
+
+def segmentor_form(segmentor: nn.Module) -> str:
+    """'int8' for a segmentor that declares it (an int8 folder's), 'train' / 'deploy' for a RepVGG segmentor, else
+    'baseline'."""
+    own = getattr(segmentor, 'form', None)
+    if isinstance(own, str):
+        return own
+    backbone = getattr(segmentor, 'backbone', None)
+    if not isinstance(getattr(backbone, 'deploy', None), bool):
+        return 'baseline'
+    return 'deploy' if backbone.deploy else 'train'
 
 
 def with_runtime(segmentor: nn.Module, runtime: str = 'eager') -> nn.Module:
@@ -18,29 +25,29 @@ def with_runtime(segmentor: nn.Module, runtime: str = 'eager') -> nn.Module:
 
     Everything around it, data preprocessing, sliding windows, resizing to the image and argmax, stays
     MMSegmentation's. Runtimes with static shapes are prepared once per input shape (one shape per window size
-    with ``mode='slide'``), shape-generic ones (OpenVINO) once. Returns ``segmentor``, changed in place; 'eager'
-    leaves it untouched, and so does the runtime a segmentor already runs in (``OpenVINOEncoderDecoder``).
+    with ``mode='slide'``), shape-generic ones once. A runtime that does not serve the segmentor's form or device is
+    refused here, before any image is read. Returns ``segmentor``, changed in place; 'eager' leaves it untouched,
+    and so does any runtime an int8 folder's segmentor allows (it runs in its own OpenVINO network).
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f'runtime {runtime!r}: expected one of {", ".join(RUNTIMES)}')
-    if not hasattr(segmentor, 'backbone'):  # e.g. OpenVINOEncoderDecoder: its network already is a runtime
-        if runtime in ('eager', getattr(segmentor, 'runtime', 'eager')):
-            return segmentor
-        raise ValueError(f'runtime {runtime!r}: this {type(segmentor).__name__} runs in '
-                         f'{getattr(segmentor, "runtime", "its own runtime")} only; choose that or eager (no change)')
-    if runtime == 'eager':
+    spec = get_runtime(runtime)
+    form = segmentor_form(segmentor)
+    if form not in spec.forms:
+        serving = [name for name in ('eager', 'onnxruntime', 'openvino') if form in get_runtime(name).forms]
+        raise ValueError(f'runtime {runtime!r} does not run {form}-form models; choose one of {", ".join(serving)}')
+    param = next(segmentor.parameters(), None)
+    device = param.device.type if param is not None else 'cpu'
+    if device not in spec.devices:
+        raise ValueError(f'runtime {runtime!r} runs on {", ".join(sorted(spec.devices))} only, but the model is on '
+                         f'{device}; run it on the CPU (--device cpu) or choose --runtime eager')
+    if runtime == 'eager' or form == 'int8':
         return segmentor
-    if runtime in QUANTIZING:
-        raise ValueError(f'runtime {runtime!r} quantizes, which needs calibration data and a measured accuracy: '
-                         f'run tools/quantize.py CONFIG CHECKPOINT --out-dir DIR, then use DIR/int8_config.py '
-                         f'DIR/int8.pth')
     network = SegLogits(segmentor).eval()
-    prepared: Dict[Tuple[int, ...], Runner] = {}
+    prepared: Dict[Optional[Tuple[int, ...]], Runner] = {}
 
     def encode_decode(inputs: Tensor, batch_img_metas: list) -> Tensor:
-        shape = None if runtime in SHAPE_GENERIC else tuple(inputs.shape)
+        shape = None if spec.shape_generic else tuple(inputs.shape)
         if shape not in prepared:  # a fresh copy: preparing may specialize modules to the shape
-            prepared[shape] = prepare(copy.deepcopy(network), runtime, inputs)
+            prepared[shape] = spec.prepare(copy.deepcopy(network), inputs)
         return prepared[shape](inputs)
 
     segmentor.encode_decode = encode_decode

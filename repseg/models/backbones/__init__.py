@@ -1,7 +1,8 @@
 from .arch_zoo import ARCH_SETTINGS, BlockSpec, block_specs, resolve_arch, stage_channels
 from .qarepvgg_block import QARepVGGBlock
-from .repvgg import RepVGG
-from .repvgg_block import RepVGGBlock, SEBlock
+from .reparam_block import ReparamBlock, SEBlock, is_reparameterizable, reparameterize
+from .repvgg import PRETRAINED_INIT, RepVGG
+from .repvgg_block import RepVGGBlock
 
-__all__ = ['ARCH_SETTINGS', 'BlockSpec', 'block_specs', 'resolve_arch', 'stage_channels', 'QARepVGGBlock', 'RepVGG',
-           'RepVGGBlock', 'SEBlock']
+__all__ = ['ARCH_SETTINGS', 'BlockSpec', 'PRETRAINED_INIT', 'QARepVGGBlock', 'RepVGG', 'RepVGGBlock', 'ReparamBlock',
+           'SEBlock', 'block_specs', 'is_reparameterizable', 'reparameterize', 'resolve_arch', 'stage_channels']

@@ -10,9 +10,23 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .arch_zoo import NUM_STAGES, block_specs, resolve_arch, stage_channels
 from .qarepvgg_block import QARepVGGBlock
+from .reparam_block import ReparamBlock, is_reparameterizable, reparameterize
 from .repvgg_block import RepVGGBlock
 
 BLOCKS = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}  # the `block` argument
+#: The weight initializer (mmengine's WEIGHT_INITIALIZERS) that ``repseg.checkpoint`` registers under this name: it
+#: reads official, mmpretrain and timm files, fuses train-form files into a deploy backbone and loads strictly.
+PRETRAINED_INIT = 'RepSegPretrained'
+
+
+def swap_pretrained_cfg(init_cfg: Union[dict, list, None]) -> list:
+    """The init_cfg list with every ``Pretrained`` entry replaced by one ``PRETRAINED_INIT`` entry, applied last
+    (as mmengine applies Pretrained last); [] when there is no Pretrained entry."""
+    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg] if init_cfg else []
+    pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
+    if not pretrained:
+        return []
+    return [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained'] + [dict(pretrained[-1], type=PRETRAINED_INIT)]
 
 
 @MODELS.register_module()
@@ -82,7 +96,7 @@ class RepVGG(BaseModule):
         specs = block_specs(self.arch_settings, in_channels, strides, dilations, fast)
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
 
-        def make(spec) -> RepVGGBlock:
+        def make(spec) -> ReparamBlock:
             return BLOCKS[block](spec.in_channels, spec.out_channels, spec.stride, spec.dilation, spec.groups,
                                  spec.use_se, deploy, norm_cfg, with_cp, use_post_se=spec.use_post_se)
 
@@ -94,7 +108,7 @@ class RepVGG(BaseModule):
     @property
     def deploy(self) -> bool:
         """Whether every block is in its plain (re-parameterized) form."""
-        return all(block.deploy for block in self.modules() if isinstance(block, RepVGGBlock))
+        return all(block.deploy for block in self.modules() if is_reparameterizable(block))
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         outs = []
@@ -121,9 +135,8 @@ class RepVGG(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        """``init_cfg=dict(type='Pretrained')`` goes through RepSeg's loader, which converts official, mmpretrain
-        and timm files, fuses train-form files into a deploy backbone and loads strictly; other inits as usual."""
-        from repseg.checkpoint.initializer import swap_pretrained_cfg  # lazy: the loader imports this module
+        """``init_cfg=dict(type='Pretrained')`` goes through RepSeg's loader (``PRETRAINED_INIT``, registered in
+        mmengine's initializer registry by ``repseg.checkpoint``); other inits as usual."""
         swapped = swap_pretrained_cfg(self.init_cfg)
         if not swapped:
             return super().init_weights()
@@ -135,6 +148,4 @@ class RepVGG(BaseModule):
 
     def switch_to_deploy(self) -> None:
         """Re-parameterize every block in place (uses the BN running statistics)."""
-        for module in self.modules():
-            if isinstance(module, RepVGGBlock):
-                module.switch_to_deploy()
+        reparameterize(self)

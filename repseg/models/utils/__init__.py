@@ -1,3 +1,3 @@
-from .fusion import fuse_conv_bn, identity_kernel, pad_1x1_to_3x3
+from .fusion import bn_scale_shift, fuse_conv_bn, fuse_conv_bn_pairs, identity_kernel, pad_1x1_to_3x3, scale_shift
 
-__all__ = ['fuse_conv_bn', 'identity_kernel', 'pad_1x1_to_3x3']
+__all__ = ['bn_scale_shift', 'fuse_conv_bn', 'fuse_conv_bn_pairs', 'identity_kernel', 'pad_1x1_to_3x3', 'scale_shift']

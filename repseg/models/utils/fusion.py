@@ -3,8 +3,24 @@ from typing import Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def scale_shift(gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """An eval-mode BN as an affine map per channel: (gamma / sqrt(var + eps), beta - mean * scale).
+
+    The one place this scale is computed: the fusions, the custom L2 and the QARepVGG conversion all use it.
+    """
+    scale = gamma / (var + eps).sqrt()
+    return scale, beta - mean * scale
+
+
+def bn_scale_shift(bn: _BatchNorm) -> Tuple[Tensor, Tensor]:
+    """``scale_shift`` of a BN module with its running statistics (gamma 1 and beta 0 when not affine)."""
+    gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+    beta = bn.bias if bn.affine else torch.zeros_like(bn.running_var)
+    return scale_shift(gamma, beta, bn.running_mean, bn.running_var, bn.eps)
 
 
 def fuse_conv_bn(kernel: Tensor, bn: _BatchNorm) -> Tuple[Tensor, Tensor]:
@@ -12,11 +28,8 @@ def fuse_conv_bn(kernel: Tensor, bn: _BatchNorm) -> Tuple[Tensor, Tensor]:
 
     Uses the BN *running* statistics, so the result equals the branch in eval mode, whatever mode the BN is in.
     """
-    std = (bn.running_var + bn.eps).sqrt()
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    beta = bn.bias if bn.affine else torch.zeros_like(std)
-    scale = gamma / std
-    return kernel * scale.reshape(-1, 1, 1, 1), beta - bn.running_mean * scale
+    scale, shift = bn_scale_shift(bn)
+    return kernel * scale.reshape(-1, *([1] * (kernel.dim() - 1))), shift
 
 
 def pad_1x1_to_3x3(kernel: Tensor) -> Tensor:
@@ -31,3 +44,30 @@ def identity_kernel(channels: int, groups: int, like: Tensor) -> Tensor:
     idx = torch.arange(channels, device=like.device)
     kernel[idx, idx % in_per_group, 1, 1] = 1
     return kernel
+
+
+@torch.no_grad()
+def fuse_conv_bn_pairs(model: nn.Module) -> int:
+    """Fold every BN that directly follows a Conv2d (in registration order inside one parent, as in ResNet
+    bottlenecks, stems, ``downsample`` Sequentials and ConvModules) into that conv; the BN becomes Identity.
+    What the paper did to its ResNet baselines, and what the deploy form does to the PSP head. Returns the number of
+    fused pairs."""
+    fused = 0
+    for parent in list(model.modules()):
+        last_conv = None
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv2d):
+                last_conv = child
+            elif isinstance(child, _BatchNorm) and last_conv is not None \
+                    and last_conv.out_channels == child.num_features:
+                kernel, bias = fuse_conv_bn(last_conv.weight, child)
+                if last_conv.bias is not None:  # BN(Wx + b) = W'x + b' + scale * b
+                    bias = bias + last_conv.bias * bn_scale_shift(child)[0]
+                last_conv.weight.copy_(kernel)
+                last_conv.bias = nn.Parameter(bias)
+                setattr(parent, name, nn.Identity())
+                last_conv = None
+                fused += 1
+            else:
+                last_conv = None
+    return fused

@@ -1,4 +1,4 @@
-"""Timing and peak-memory primitives used inside a worker process (one process per measured model).
+"""Peak memory inside a worker process (one process per measured model).
 
 Peak memory on CPU is the process's peak resident set (VmHWM) over the timed calls: the worker resets the
 high-water mark after warm-up (Linux /proc/self/clear_refs, value 5), so model building, BN calibration, parity
@@ -8,13 +8,9 @@ do. On CUDA it is ``torch.cuda.max_memory_allocated`` over the same calls.
 import ctypes
 import gc
 import resource
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict
 
 import torch
-from torch import Tensor
-
-PARITY_TOLERANCE = 1e-4  # relative to max |reference logit|
 
 
 def rss_kb(field: str = 'VmRSS') -> int:
@@ -70,33 +66,3 @@ class PeakMemory:
             peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {'peak_mem_mb': peak_kb / 1024, 'peak_mem_delta_mb': max(0, peak_kb - self.base_kb) / 1024,
                 'resident_before_mb': self.base_kb / 1024, 'mem_method': self.method}
-
-
-def timed_calls(fn: Callable[[], object], n: int, device: str) -> List[float]:
-    """Wall-clock seconds of ``n`` calls of ``fn``, synchronizing CUDA around each."""
-    cuda = device.startswith('cuda')
-    times = []
-    for _ in range(n):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def parity(output: Tensor, reference: Tensor, tolerance: Optional[float] = PARITY_TOLERANCE) -> Dict[str, object]:
-    """How far ``output`` is from ``reference``, relative to max |reference| (the acceptance rule for runtimes), and
-    the argmax agreement over the class axis (dim 1 of N x C x H x W logits). ``tolerance=None``: recorded, not
-    judged (int8), ``ok`` is None."""
-    output, reference = output.detach().float().cpu(), reference.detach().float().cpu()
-    if output.shape != reference.shape:
-        raise ValueError(f'parity: output shape {tuple(output.shape)}, expected {tuple(reference.shape)}')
-    max_abs_diff = (output - reference).abs().max().item()
-    max_abs_ref = reference.abs().max().item()
-    rel = max_abs_diff / max_abs_ref if max_abs_ref > 0 else max_abs_diff
-    agreement = (output.argmax(1) == reference.argmax(1)).float().mean().item() if output.dim() == 4 else None
-    return {'max_abs_diff': max_abs_diff, 'max_abs_ref': max_abs_ref, 'rel_diff': rel, 'argmax_agreement': agreement,
-            'tolerance': tolerance, 'ok': None if tolerance is None else bool(rel <= tolerance)}

@@ -1,9 +1,13 @@
-"""What the CPU offers for int8 and bf16 inference, read from the kernel's CPU flags (as ``lscpu`` shows them).
+"""What machine a figure was measured on: the CPU's name and the instruction sets that decide reduced-precision
+speed, read from the kernel's CPU flags (as ``lscpu`` shows them).
 
-int8 speed-ups depend on it: AVX2 alone multiplies int8 through 16-bit intermediates (about 2x over fp32 for
+int8 speed-ups depend on them: AVX2 alone multiplies int8 through 16-bit intermediates (about 2x over fp32 for
 CNNs), AVX-512 VNNI / AVX-VNNI add a fused int8 dot product (3-4x), AMX adds int8 and bf16 matrix tiles. Every
 speed figure is recorded with this.
 """
+import os
+import platform
+import subprocess
 from typing import Dict, List, Sequence
 
 #: The flags that matter for reduced-precision inference, in the order they are reported.
@@ -42,3 +46,20 @@ def cpu_isa() -> Dict[str, object]:
     present = [f for f in ISA_FLAGS if f in flags]
     return {'int8': int8_class(flags) if flags else 'unknown', 'bf16': bool({'avx512_bf16', 'amx_bf16'} & set(flags)),
             'flags': present}
+
+
+def machine_name() -> str:
+    """CPU model (lscpu / /proc/cpuinfo) and logical CPU count."""
+    name = ''
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
+        name = next((line.split(':', 1)[1].strip() for line in out.splitlines() if line.startswith('Model name')), '')
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if not name:
+        try:
+            with open('/proc/cpuinfo') as info:
+                name = next((line.split(':', 1)[1].strip() for line in info if line.startswith('model name')), '')
+        except OSError:
+            pass
+    return f'{name or platform.processor() or "unknown CPU"}, {os.cpu_count()} logical CPUs'

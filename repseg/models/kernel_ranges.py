@@ -11,7 +11,8 @@ the widest channel's range is above the median channel's (what a per-tensor scal
 error of symmetric quantization with one scale per tensor and one per output channel: the median over output
 channels of ``||W_c - Q(W)_c|| / ||W_c||`` (a typical channel's loss; a norm over the whole kernel would be
 dominated by the outlier itself and hide what happens to the rest).
-For a train-form segmentor, ``branch_ranges`` also says which branch (3x3, 1x1, identity) sets each block's range.
+For a train-form segmentor, ``branch_ranges`` also says which branch (3x3, 1x1, identity) sets each block's range:
+it reads the blocks' ``branches()``, the same terms the conversion sums.
 """
 import copy
 import statistics
@@ -20,6 +21,9 @@ from typing import Any, Dict, List, Mapping
 
 import torch
 from torch import Tensor, nn
+
+from .backbones.reparam_block import is_reparameterizable, reparameterize
+from .utils import fuse_conv_bn_pairs
 
 INT8_LEVELS = 127  # symmetric: [-127, 127]
 
@@ -79,8 +83,6 @@ def kernel_range(name: str, weight: Tensor) -> KernelRange:
 def fused_kernels(segmentor: nn.Module) -> Dict[str, Tensor]:
     """The kernels the deployed network multiplies with: RepVGG blocks re-parameterized and every conv-BN pair folded
     (on a copy; the segmentor is unchanged), by module path. The auxiliary head (training only) is left out."""
-    from repseg.benchmark.models import fuse_conv_bn_pairs
-    from repseg.models import reparameterize
     model = copy.deepcopy(segmentor).eval()
     if hasattr(model, 'auxiliary_head'):
         del model.auxiliary_head
@@ -122,16 +124,15 @@ def range_report(segmentor: nn.Module) -> Dict[str, Any]:
 
 @torch.no_grad()
 def branch_ranges(segmentor: nn.Module) -> List[Dict[str, Any]]:
-    """For each train-form RepVGG or QARepVGG block: the largest |weight| each branch contributes to the fused kernel
-    (BN folded; RepVGG's identity branch's is its largest BN scale, QARepVGG's BN_post's) and which branch sets the
-    fused kernel's maximum. Empty for a deploy-form model."""
-    from repseg.models.backbones.repvgg_block import RepVGGBlock
+    """For each train-form block: the largest |weight| each branch contributes to the fused kernel (BN folded;
+    RepVGG's identity branch's is its largest BN scale, QARepVGG's BN_post's) and which branch sets the fused
+    kernel's maximum. Empty for a deploy-form model."""
     out = []
     for name, block in segmentor.named_modules():
-        if not isinstance(block, RepVGGBlock) or block.deploy:
+        if not is_reparameterizable(block) or block.deploy:
             continue
-        parts = block.branch_kernels()
-        fused, _ = block.get_equivalent_kernel_bias()
+        parts = {branch: kernel for branch, (kernel, _) in block.branches().items()}
+        fused = sum(parts.values())
         flat_index = int(fused.abs().argmax())
         at_max = {k: float(v.flatten()[flat_index].abs()) for k, v in parts.items()}
         out.append({'block': name, **{f'max_{k}': float(v.abs().max()) for k, v in parts.items()},

@@ -1,0 +1,126 @@
+"""What every RepVGG-family block shares, and the protocol that converts any of them.
+
+A block is trained with several branches and deployed as one biased 3x3 conv (``rbr_reparam``). The protocol, as in
+timm's ``reparameterize()``, is found by name, not by class: a module is a re-parameterizable block when it has
+``branches()`` (each branch as the (3x3 kernel, bias) pair it contributes in eval mode) and ``switch_to_deploy()``.
+The fused kernel is the sum of the branches, so the diagnostics read exactly what the conversion adds up.
+
+``ReparamBlock`` implements the shared part once: the deploy conv, SE before the ReLU (RepVGG-D2se), post-SE after
+it (RepVGGplus), gradient checkpointing, the sum and the switch. A block family only builds its own train-time
+branches and says how they combine (``RepVGGBlock``, ``QARepVGGBlock``).
+"""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from torch import Tensor
+
+Branches = Dict[str, Tuple[Tensor, Tensor]]
+POST_SE_REDUCTION = 4  # RepVGGplus: SEBlock(channels, internal_neurons=channels // 4)
+SE_REDUCTION = 16  # RepVGG-D2se
+
+
+class SEBlock(nn.Module):
+    """Squeeze-excitation as in RepVGG-D2se (reduction 16) and RepVGGplus (reduction 4), but pooling over the whole
+    map: the official code pools with ``kernel_size=width``, which is wrong on non-square segmentation inputs.
+    """
+
+    def __init__(self, channels: int, reduction: int = SE_REDUCTION):
+        super().__init__()
+        self.down = nn.Conv2d(channels, channels // reduction, 1, bias=True)
+        self.up = nn.Conv2d(channels // reduction, channels, 1, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = F.adaptive_avg_pool2d(x, 1)
+        w = torch.sigmoid(self.up(F.relu(self.down(w))))
+        return x * w
+
+
+class ReparamBlock(nn.Module):
+    """post_SE(ReLU(SE(pre-activation))), where the pre-activation is the branches' sum in training and one biased 3x3
+    conv after ``switch_to_deploy``. Subclasses build their branches (named in ``TRAIN_MODULES``) when not
+    ``deploy`` and implement ``branch_sum`` and ``branches``."""
+
+    #: The attributes that hold train-time branches; ``switch_to_deploy`` deletes them.
+    TRAIN_MODULES: Tuple[str, ...] = ()
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, groups: int = 1,
+                 use_se: bool = False, deploy: bool = False, with_cp: bool = False, use_post_se: bool = False):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride, self.dilation, self.groups = stride, dilation, groups
+        self.deploy = deploy
+        self.with_cp = with_cp
+        self.nonlinearity = nn.ReLU()
+        self.se = SEBlock(out_channels) if use_se else nn.Identity()
+        self.post_se = SEBlock(out_channels, POST_SE_REDUCTION) if use_post_se else nn.Identity()
+        if deploy:
+            self.rbr_reparam = self._plain_conv()
+
+    @property
+    def has_identity(self) -> bool:
+        """The identity branch exists only where channels and stride are unchanged."""
+        return self.in_channels == self.out_channels and self.stride == 1
+
+    def _plain_conv(self) -> nn.Conv2d:
+        return nn.Conv2d(self.in_channels, self.out_channels, 3, self.stride, self.dilation, self.dilation,
+                         self.groups, bias=True)
+
+    def branch_sum(self, x: Tensor) -> Tensor:
+        """The train-form pre-activation."""
+        raise NotImplementedError
+
+    def branches(self) -> Branches:
+        """Each train-form branch as the (3x3 kernel, bias) it contributes to the deploy conv in eval mode
+        (differentiable; BN running statistics)."""
+        raise NotImplementedError
+
+    def _forward(self, x: Tensor) -> Tensor:
+        out = self.rbr_reparam(x) if self.deploy else self.branch_sum(x)
+        return self.post_se(self.nonlinearity(self.se(out)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.with_cp and x.requires_grad and self.training:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def get_equivalent_kernel_bias(self) -> Tuple[Tensor, Tensor]:
+        """The single 3x3 kernel and bias equal to the branches in eval mode: their sum (differentiable)."""
+        kernels, biases = zip(*self.branches().values())
+        return sum(kernels[1:], kernels[0]), sum(biases[1:], biases[0])
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Replace the branches by one biased 3x3 conv computed from the BN running statistics. Idempotent."""
+        if self.deploy:
+            return
+        kernel, bias = self.get_equivalent_kernel_bias()
+        reparam = self._plain_conv().to(device=kernel.device, dtype=kernel.dtype)
+        reparam.weight.copy_(kernel)
+        reparam.bias.copy_(bias)
+        reparam.train(self.training)
+        for name in self.TRAIN_MODULES:
+            if hasattr(self, name):
+                delattr(self, name)
+        self.rbr_reparam = reparam
+        self.deploy = True
+
+
+def is_reparameterizable(module: nn.Module) -> bool:
+    """Whether ``module`` follows the block protocol (module docstring)."""
+    return callable(getattr(module, 'branches', None)) and callable(getattr(module, 'switch_to_deploy', None))
+
+
+def reparameterize(model: nn.Module) -> nn.Module:
+    """Convert every re-parameterizable block inside ``model`` (a backbone, an EncoderDecoder, anything) in place.
+
+    The fused kernels come from the BN *running* statistics, so the converted model equals the original one in eval
+    mode, also when called on a model in train mode or built with SyncBN. Every other module and tensor is left
+    untouched; already converted blocks are skipped, so a second call is a no-op. Returns ``model``.
+    """
+    for module in list(model.modules()):
+        if is_reparameterizable(module):
+            module.switch_to_deploy()
+    return model

@@ -1,0 +1,31 @@
+"""A segmentor's network as a plain ``Tensor -> Tensor`` module: the unit every runtime compiles, every exporter
+writes and every parity check compares."""
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class SegLogits(nn.Module):
+    """``segmentor(x, mode='tensor')``: backbone (+ neck) + decode head on a preprocessed N x 3 x H x W batch, the
+    decode head's logits; with ``resize`` bilinearly resized to the input size, as ``decode_head.predict`` does at
+    test time. Works for every segmentor whose ``_forward`` is the deployed network (``EncoderDecoder``, RepSeg's
+    OpenVINO and QAT segmentors). The auxiliary head (training only) and the data preprocessor (mean/std, the same
+    for every model) are not part of it. ``part='backbone'``: the backbone's last output alone (what the benchmark
+    compares with the 3x3-conv ceiling)."""
+
+    def __init__(self, segmentor: nn.Module, resize: bool = True, part: str = 'model'):
+        super().__init__()
+        if part not in ('model', 'backbone'):
+            raise ValueError(f"SegLogits part={part!r}: expected 'model' or 'backbone'")
+        self.segmentor = segmentor
+        self.resize = resize
+        self.part = part
+        head = getattr(segmentor, 'decode_head', None)
+        self.align_corners = bool(getattr(head, 'align_corners', getattr(segmentor, 'align_corners', False)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.part == 'backbone':
+            return self.segmentor.backbone(x)[-1]
+        logits = self.segmentor(x, mode='tensor')
+        if self.resize and tuple(logits.shape[2:]) != tuple(x.shape[2:]):
+            logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear', align_corners=self.align_corners)
+        return logits

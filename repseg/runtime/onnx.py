@@ -1,0 +1,81 @@
+"""The one ONNX exporter: what ``tools/export_onnx.py`` writes and what the ``onnxruntime`` runtime runs.
+
+Export uses torch's TorchScript-based exporter (opset 17, static shape) after ``specialize_adaptive_pools``: PSP's
+adaptive pooling on maps whose size is not a multiple of the bins becomes two constant matmuls, exact for the one
+input size, which both exporters otherwise refuse or export slowly. The session uses every graph optimization of
+ONNX Runtime's CPU provider (conv + activation fusion, NCHWc layouts), which was the fastest fp32 runtime on the
+CPUs measured (docs/benchmark.md), as many intra-op threads as PyTorch uses, and no memory arena (activations are
+freed after each run, as PyTorch does, so peak memory is comparable).
+"""
+import io
+from typing import Any, Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .rewrite import specialize_adaptive_pools
+
+INPUT_NAME, OUTPUT_NAME = 'input', 'logits'
+OPSET = 17
+
+
+def require_onnxruntime() -> Any:
+    """The ``onnxruntime`` module, or a one-line error saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ModuleNotFoundError('onnxruntime is not installed; install the deploy extra: '
+                                  'pip install -e ".[deploy]"') from None
+    return onnxruntime
+
+
+@torch.no_grad()
+def onnx_bytes(module: nn.Module, example: Tensor, metadata: Optional[Dict[str, str]] = None) -> bytes:
+    """The serialized ONNX model of the eval-mode ``module`` at ``example``'s static shape; ``metadata`` goes into
+    the model's ``metadata_props``. ``module`` is specialized to that shape in place (pass a copy to keep it)."""
+    module.eval()
+    specialize_adaptive_pools(module, example)
+    buffer = io.BytesIO()
+    torch.onnx.export(module, (example.cpu(),), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                      opset_version=OPSET, dynamo=False)
+    data = buffer.getvalue()
+    if not metadata:
+        return data
+    import onnx
+    proto = onnx.load_from_string(data)
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    return proto.SerializeToString()
+
+
+def ort_session(data: bytes, threads: Optional[int] = None) -> Any:
+    """An ONNX Runtime CPU session for the serialized model ``data`` with the options in the module docstring."""
+    ort = require_onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = False
+    return ort.InferenceSession(data, options, providers=['CPUExecutionProvider'])
+
+
+class OnnxRuntimeNetwork:
+    """An ONNX Runtime session as a ``Tensor -> Tensor`` callable for the one input shape it was exported for."""
+
+    def __init__(self, session: Any, shape: tuple):
+        self.session = session
+        self.shape = tuple(shape)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if tuple(x.shape) != self.shape:
+            raise ValueError(f'onnxruntime: input shape {tuple(x.shape)}, but the model was exported for '
+                             f'{self.shape}; prepare one per input shape')
+        out = self.session.run(None, {INPUT_NAME: x.detach().cpu().float().contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+
+def prepare_onnxruntime(model: nn.Module, example: Tensor) -> OnnxRuntimeNetwork:
+    """Export ``model`` at ``example``'s shape and open it in ONNX Runtime."""
+    require_onnxruntime()
+    return OnnxRuntimeNetwork(ort_session(onnx_bytes(model, example)), tuple(example.shape))
