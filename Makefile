@@ -31,11 +31,12 @@ demo: install
 
 # NNCF's C++ extension (QAT tests) is built per venv: no rebuilds between checkouts, no stale locks of other runs
 test: install
-	TORCH_EXTENSIONS_DIR=$(abspath $(VENV))/torch_extensions $(PY) -m pytest -q tests
+	TORCH_EXTENSIONS_DIR=$(abspath $(VENV))/torch_extensions $(PY) -m pytest -q --durations=15 tests
 
 lint: install
 	$(PY) -m flake8 repseg tools tests configs
 	$(PY) -m isort --check-only --diff repseg tools tests
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info work_dirs

@@ -16,7 +16,7 @@ from mmseg.registry import MODELS
 from repseg.apis import read_checkpoint
 from repseg.models import SegLogits
 from repseg.quantization.qat import QATEncoderDecoder, float_reference
-from repseg.quantization.report import SCHEMA_VERSION, Training, load_report
+from repseg.quantization.report import SCHEMA_VERSION, load_report
 from repseg.utils import compare_logits
 
 pytest.importorskip('nncf')
@@ -77,7 +77,7 @@ def test_training_logs_the_losses_and_writes_the_int8_folder(qat_run):
     # the same report class as PTQ's, read back with its schema version
     typed = load_report(out)
     assert typed.schema_version == SCHEMA_VERSION and typed.as_dict() == report
-    assert isinstance(typed.training, Training) and typed.training.iterations == 3
+    assert typed.training['iterations'] == 3
     assert typed.plain_ptq is None and typed.accuracy_control is None and typed.max_drop is None
 
 

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from repseg.quantization.report import (COMBINED_HEADER, SCHEMA_VERSION, AccuracyControl, Calibration, ImageAgreement,
-                                        Int8Result, Metrics, QuantizationReport, ReportError, Speed, Validation,
-                                        WeightBytes, load_report, tables)
+from repseg.quantization.report import (COMBINED_HEADER, SCHEMA_VERSION, Metrics, QuantizationReport, ReportError,
+                                        load_report, tables)
 
 
 def report(method: str, fp32: float, int8: float, plain: float, in_float: int) -> QuantizationReport:
@@ -16,22 +15,25 @@ def report(method: str, fp32: float, int8: float, plain: float, in_float: int) -
     layers = [f'layer{i}' for i in range(in_float)]
     control = None
     if method == 'accuracy_control':
-        control = AccuracyControl(Metrics(int8, 50.0, 90.0), fp32 - int8, 0.97512, layers, ranking_subset=2,
-                                  speed={'plain_ptq_int8_ms': 300.0})
+        control = dict(int8=dict(mIoU=int8, mAcc=50.0, aAcc=90.0), drop=fp32 - int8, pixel_agreement=0.97512,
+                       layers_in_float=layers, ranking_subset=2, speed={'plain_ptq_int8_ms': 300.0})
     return QuantizationReport(
         config='a.py', checkpoint='a.pth', method=method, fp32=Metrics(fp32, 50.0, 90.0),
         int8=Metrics(int8, 49.0, 89.0), drop=fp32 - int8, pixel_agreement=0.97512, layers_in_float=layers,
-        layers_int8=13 - in_float, calibration=Calibration(3, 'train', 'test', 'whole', ['x.png']),
-        validation=Validation(2, 'val', 'openvino, both fp32 and int8'),
-        speed=Speed([1, 3, 64, 128], 560.0, 344.0, 560 / 344, 2, 3), weights_bytes=WeightBytes(2 ** 20, 2 ** 18),
+        layers_int8=13 - in_float,
+        calibration=dict(images=3, split='train', pipeline='test', mode='whole', first_images=['x.png']),
+        validation=dict(images=2, split='val', runtime='openvino, both fp32 and int8'),
+        speed=dict(shape=[1, 3, 64, 128], fp32_ms=560.0, int8_ms=344.0, speedup=560 / 344, threads=2, repeats=3),
+        weights_bytes=dict(fp32=2 ** 20, int8=2 ** 18),
         backend={'name': 'openvino + nncf'},
         kernel_ranges={'summary': {'channel_max_over_std_worst': dict(stat, worst=39.84, median=26.71),
                                    'channel_range_spread': stat, 'int8_error_per_tensor': stat,
                                    'int8_error_per_channel': dict(stat, worst=0.0638, median=0.0444)}},
         versions={'torch': '2.13'}, cpu={'int8': 'AVX2 only'},
-        agreement_images=[ImageAgreement('f.png', [512, 1024], 0.9)],
+        agreement_images=[dict(image='f.png', shape=[512, 1024], pixel_agreement=0.9)],
         max_drop=None if method == 'qat' else 1.0,
-        plain_ptq=None if method == 'qat' else Int8Result(Metrics(plain, 0, 0), fp32 - plain, 0.9, []),
+        plain_ptq=None if method == 'qat' else dict(int8=dict(mIoU=plain, mAcc=0, aAcc=0), drop=fp32 - plain,
+                                                    pixel_agreement=0.9, layers_in_float=[]),
         accuracy_control=control)
 
 
@@ -67,7 +69,7 @@ def test_report_round_trip(tmp_path, method):
     assert list(data)[0] == 'schema_version' and data['schema_version'] == SCHEMA_VERSION
     loaded = load_report(tmp_path)  # the folder, or the file itself
     assert loaded == written == load_report(tmp_path / 'quantization.json')
-    assert isinstance(loaded.fp32, Metrics) and isinstance(loaded.agreement_images[0], ImageAgreement)
+    assert isinstance(loaded.fp32, Metrics) and loaded.agreement_images[0]['shape'] == [512, 1024]
     assert (loaded.accuracy_control is None) == (method != 'accuracy_control')
 
 

@@ -11,6 +11,7 @@ import argparse
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.deploy import AlreadyDeployed, convert_to_deploy
 from repseg.engine import run_cli
+from repseg.utils import LOGIT_RTOL, MIN_AGREEMENT
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,10 +21,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out-dir', required=True, help='where deploy.pth and deploy_config.py go')
     parser.add_argument('--image', help='also compare on this image, through the config\'s test pipeline')
     parser.add_argument('--atol', type=float,
-                        help='absolute tolerance on the max logit difference (default: 1e-4 x max |logit|)')
-    parser.add_argument('--rtol', type=float, default=1e-4, help='relative tolerance used when --atol is not given')
-    parser.add_argument('--min-agreement', type=float, default=99.99,
-                        help='minimum argmax agreement in percent of pixels (default 99.99)')
+                        help=f'absolute tolerance on the max logit difference (default: {LOGIT_RTOL:g} x max |logit|)')
+    parser.add_argument('--rtol', type=float, default=LOGIT_RTOL,
+                        help='relative tolerance used when --atol is not given')
+    parser.add_argument('--min-agreement', type=float, default=100 * MIN_AGREEMENT,
+                        help=f'minimum argmax agreement in percent of pixels (default {100 * MIN_AGREEMENT:g})')
     parser.add_argument('--shape', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'),
                         help='size of the fixed random input (default 256 512)')
     return parser.parse_args()

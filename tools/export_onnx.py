@@ -4,7 +4,8 @@
     python tools/export_onnx.py DIR/deploy_config.py DIR/deploy.pth --out DIR/model.onnx --shape 512 1024
 
 Input: the preprocessed (normalized) 1x3xHxW image; output: the decode head's logits at 1/8 of H and W, not
-upsampled (--upsample: bilinear to HxW). Static shape. Needs onnx, onnxruntime and onnxscript. See docs/deploy.md.
+upsampled (--upsample: bilinear to HxW). Static shape. Needs onnx and onnxruntime (the deploy extra);
+see docs/deploy.md.
 """
 import argparse
 

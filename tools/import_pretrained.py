@@ -15,18 +15,14 @@ from repseg.engine import run_cli
 from repseg.utils import CheckpointError, atomic_torch_save
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('src', help='checkpoint to import (.pth; read with weights_only=True)')
     parser.add_argument('dst', help='where to write the RepSeg backbone state dict (written atomically)')
     parser.add_argument('--arch', help='expected arch, e.g. B2, RepVGG-B2 or RepVGGplus-L2pse; fails if the file '
                                        'does not fit it')
     parser.add_argument('--to-deploy', action='store_true', help='write the fused (re-parameterized) form')
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> None:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     if Path(args.dst).resolve() == Path(args.src).resolve():
         raise CheckpointError(f'{args.dst}: DST is the source file; choose another path')
     state, info = load_backbone_checkpoint(args.src, arch=args.arch, to_deploy=args.to_deploy)

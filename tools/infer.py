@@ -17,7 +17,7 @@ from repseg.engine import run_cli
 from repseg.runtime import RUNTIMES, with_runtime
 
 
-def parse_args() -> argparse.Namespace:
+def main() -> None:
     parser = argparse.ArgumentParser(description='Segment images with a trained segmentor')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
@@ -27,11 +27,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--runtime', default='eager', choices=sorted(RUNTIMES),
                         help='deploy runtime for the network (docs/benchmark.md: onnxruntime is fastest on CPU)')
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
+    args = parser.parse_args()
     model = with_runtime(init_segmentor(args.config, args.checkpoint, device=args.device), args.runtime)
     result = infer_to_dir(model, args.inputs, args.out_dir, opacity=args.opacity)
     skipped = f' ({len(result.skipped)} unreadable input file(s) skipped)' if result.skipped else ''

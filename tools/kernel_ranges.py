@@ -11,7 +11,7 @@ import json
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.apis import init_segmentor
 from repseg.engine import run_cli
-from repseg.models.kernel_ranges import range_report
+from repseg.models.kernel_ranges import format_report, range_report
 from repseg.utils.io import atomic_write
 
 
@@ -27,23 +27,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     report = range_report(init_segmentor(args.config, args.checkpoint))
-    layers = sorted(report['layers'], key=lambda r: -r['int8_error_per_tensor'])[:args.top]
-    print(f'{"layer":<40} {"max/std":>8} {"ch max/std":>10} {"ch spread":>9} {"int8 err/tensor":>15} '
-          f'{"int8 err/channel":>16}')
-    for r in layers:
-        print(f'{r["name"]:<40} {r["max_over_std"]:8.1f} {r["channel_max_over_std_worst"]:10.1f} '
-              f'{r["channel_range_spread"]:9.1f} {100 * r["int8_error_per_tensor"]:14.2f}% '
-              f'{100 * r["int8_error_per_channel"]:15.2f}%')
-    for key, value in report['summary'].items():
-        if isinstance(value, dict):
-            print(f'{key}: median {value["median"]:.4g}, worst {value["worst"]:.4g} ({value["worst_layer"]})')
-    branches = report.get('branches', [])
-    if branches:
-        counts = {}
-        for block in branches:
-            counts[block['largest_at_max']] = counts.get(block['largest_at_max'], 0) + 1
-        print('branch setting each block\'s largest fused weight: '
-              + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())) + f' (of {len(branches)} blocks)')
+    print(format_report(report, args.top))
     if args.out:
         with atomic_write(args.out, 'w') as handle:
             json.dump(report, handle, indent=1)

@@ -3,7 +3,6 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
 
 import cv2
-import numpy as np
 from mmengine.utils import ProgressBar
 from torch import nn
 
@@ -12,7 +11,6 @@ from .inference import inference, load_image
 from .visualize import colorize, overlay
 
 IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'})
-OUTPUT_KINDS = ('color', 'overlay', 'trainIds')
 
 
 def collect_images(inputs: Sequence[Union[str, Path]]) -> List[Tuple[Path, Path]]:
@@ -37,15 +35,6 @@ def collect_images(inputs: Sequence[Union[str, Path]]) -> List[Tuple[Path, Path]
     return pairs
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Atomic PNG write (a crash never leaves a truncated mask)."""
-    ok, data = cv2.imencode('.png', image)
-    if not ok:
-        raise ValueError(f'{path}: cannot encode an image of shape {image.shape} as PNG')
-    with atomic_write(path, 'wb') as handle:
-        handle.write(data.tobytes())
-
-
 class BatchResult(NamedTuple):
     """What ``infer_to_dir`` did: the files written, and each input that could not be read with the reason."""
     written: List[Path]
@@ -67,13 +56,16 @@ def infer_to_dir(model: nn.Module, inputs: Sequence[Union[str, Path]], out_dir: 
             image = load_image(src)
         except (ValueError, OSError) as err:
             result.skipped.append((src, str(err)))
-            bar.update()
-            continue
-        pred = inference(model, image)
-        outputs = dict(color=colorize(pred), overlay=overlay(image, pred, opacity), trainIds=pred)
-        for kind in OUTPUT_KINDS:
-            path = out_dir / f'{stem}_{kind}.png'
-            write_png(path, outputs[kind])
-            result.written.append(path)
+        else:
+            pred = inference(model, image)
+            for kind, array in (('color', colorize(pred)), ('overlay', overlay(image, pred, opacity)),
+                                ('trainIds', pred)):
+                path = out_dir / f'{stem}_{kind}.png'
+                ok, data = cv2.imencode('.png', array)
+                if not ok:
+                    raise ValueError(f'{path}: cannot encode an image of shape {array.shape} as PNG')
+                with atomic_write(path, 'wb') as handle:  # a crash never leaves a truncated mask
+                    handle.write(data.tobytes())
+                result.written.append(path)
         bar.update()
     return result

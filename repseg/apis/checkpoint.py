@@ -12,11 +12,8 @@ StateDict = Dict[str, Tensor]
 
 
 def read_checkpoint(path: Any) -> Tuple[StateDict, Dict[str, Any]]:
-    """(state dict, meta) of a runner checkpoint, a ``{'state_dict': ...}`` file or a bare state dict.
-
-    Loaded with ``weights_only=True``; runner checkpoints' extra types are allowed by ``allow_runner_checkpoints``
-    only, nothing that could run code. A DDP ``module.`` prefix is stripped.
-    """
+    """(state dict, meta) of a runner checkpoint, a ``{'state_dict': ...}`` file or a bare state dict, loaded with
+    ``weights_only=True`` (plus ``allow_runner_checkpoints``' types); a DDP ``module.`` prefix is stripped."""
     with allow_runner_checkpoints():
         obj = safe_torch_load(path)
     meta = obj.get('meta') if isinstance(obj, dict) and isinstance(obj.get('meta'), dict) else {}
@@ -30,8 +27,6 @@ def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, Tensor]
     """Refuse, in one line, a state dict that does not fit the model or holds values no trained model has:
     missing or unexpected keys, other shapes, NaN/Inf, or a BN running variance <= 0 (it would give NaN or Inf
     after fusion, and garbage before it)."""
-    name = Path(str(path)).name if path else 'checkpoint'
-
     def listed(keys):
         keys = sorted(keys)
         return ', '.join(keys[:3]) + (f' (+{len(keys) - 3} more)' if len(keys) > 3 else '')
@@ -51,6 +46,6 @@ def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, Tensor]
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f'{path}: {key} holds NaN or Inf')
         if key.endswith('running_var') and (value <= 0).any():
-            worst = value.min().item()
-            raise CheckpointError(f'{path}: {key} has a non-positive BN running variance ({worst:g}); expected > 0 '
-                                  f'(a corrupt or hand-edited {name})')
+            name = Path(str(path)).name if path else 'checkpoint'
+            raise CheckpointError(f'{path}: {key} has a non-positive BN running variance ({value.min().item():g}); '
+                                  f'expected > 0 (a corrupt or hand-edited {name})')

@@ -24,20 +24,13 @@ def read_config(config: ConfigLike) -> Config:
 
 
 def sync_bn_to_bn(node: Any) -> Any:
-    """Rewrite every ``type='SyncBN'`` norm config under ``node`` to ``'BN'`` in place; returns ``node``.
-
-    Done on the config, not on built modules: both have the same parameters and buffers (so checkpoints load
-    unchanged) and BN runs without ``torch.distributed``. The same swap as mmengine's Runner does with
-    ``revert_sync_batchnorm`` when it is not distributed, so ``tools/test.py`` sees the same model.
-    """
-    if isinstance(node, dict):
-        if node.get('type') in SYNC_NORM_TYPES:
-            node['type'] = 'BN'
-        for value in node.values():
-            sync_bn_to_bn(value)
-    elif isinstance(node, list):
-        for value in node:
-            sync_bn_to_bn(value)
+    """Rewrite every ``type='SyncBN'`` norm config under ``node`` to ``'BN'`` in place; returns ``node``. Same
+    parameters and buffers, no ``torch.distributed`` needed: the swap mmengine's Runner makes when not distributed
+    (``revert_sync_batchnorm``), so ``tools/test.py`` sees the same model."""
+    if isinstance(node, dict) and node.get('type') in SYNC_NORM_TYPES:
+        node['type'] = 'BN'
+    for value in node.values() if isinstance(node, dict) else node if isinstance(node, list) else ():
+        sync_bn_to_bn(value)
     return node
 
 

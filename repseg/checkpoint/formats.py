@@ -56,30 +56,19 @@ _CLASSIFIER = {OFFICIAL: re.compile(r'^linear\.'),
                REPVGGPLUS: re.compile(r'^(linear|stage1_aux|stage2_aux|stage3_first_aux)\.'),
                MMPRETRAIN: re.compile(r'^(head|neck)\.'), TIMM: re.compile(r'^head\.')}
 
-# Keys that only one format has, used to recognise it.
+# Keys that only one format has, used to recognise it; in detection order, official last (the least specific).
 _SIGNATURES = {
     MMPRETRAIN: re.compile(r'^(stem\.branch_|stage_[1-4]\.)'),
     TIMM: re.compile(r'^(stem\.(conv_kxk|conv_1x1|identity|reparam_conv|attn)\.|stages\.)'),
     REPVGGPLUS: re.compile(r'^(stage[1-4]\.blocks\.|stage3_(first|second)\.|(stage1|stage2|stage3_first)_aux\.)'),
     OFFICIAL: re.compile(r'^stage[0-4]\.'),
 }
-_DETECTION_ORDER = (MMPRETRAIN, TIMM, REPVGGPLUS, OFFICIAL)  # official last: its pattern is the least specific
-
-
-def strip_wrappers(state: Dict[str, Tensor]) -> Tuple[Dict[str, Tensor], List[str]]:
-    """Strip DDP's ``module.`` and keep only ``backbone.*`` when the file holds a whole model (mmpretrain, or a
-    RepSeg segmentor). Returns the stripped dict and the keys left out."""
-    state = {re.sub(r'^(module\.)+', '', key): value for key, value in state.items()}
-    if not any(key.startswith('backbone.') for key in state):
-        return state, []
-    kept = {key[len('backbone.'):]: value for key, value in state.items() if key.startswith('backbone.')}
-    return kept, [key for key in state if not key.startswith('backbone.')]
 
 
 def detect_format(keys: List[str], source: str) -> str:
-    """The format whose signature keys appear; official last, as its pattern is the least specific."""
-    for fmt in _DETECTION_ORDER:
-        if any(_SIGNATURES[fmt].match(key) for key in keys):
+    """The first format (in ``_SIGNATURES`` order) whose signature keys appear."""
+    for fmt, signature in _SIGNATURES.items():
+        if any(signature.match(key) for key in keys):
             return fmt
     sample = ', '.join(sorted(keys)[:3]) or 'no keys'
     raise CheckpointError(f'{source}: not a RepVGG checkpoint in a known format (official RepVGG or RepVGGplus, '
@@ -105,12 +94,13 @@ def map_key(key: str, fmt: str, stage3_first: int = 0) -> Optional[str]:
 
 
 def to_repseg_keys(state: Dict[str, Tensor], source: str) -> Tuple[Dict[str, Tensor], str, List[str]]:
-    """Translate a state dict of any known format to RepSeg's backbone keys.
-
-    Returns (state dict, format, dropped keys). Raises CheckpointError naming the first key that is neither a
-    backbone key nor the classifier, so that nothing is silently ignored.
-    """
-    state, dropped = strip_wrappers(state)
+    """A state dict of any known format in RepSeg's backbone keys: (state dict, format, dropped keys). A key that is
+    neither a backbone key nor the classifier raises CheckpointError naming it: nothing is silently ignored."""
+    state = {re.sub(r'^(module\.)+', '', key): value for key, value in state.items()}  # DDP's prefix
+    dropped = []
+    if any(key.startswith('backbone.') for key in state):  # a whole model (mmpretrain, or a RepSeg segmentor)
+        dropped = [key for key in state if not key.startswith('backbone.')]
+        state = {key[len('backbone.'):]: value for key, value in state.items() if key.startswith('backbone.')}
     fmt = detect_format(list(state), source)
     first = stage3_first_blocks(list(state)) if fmt == REPVGGPLUS else 0
     out: Dict[str, Tensor] = {}

@@ -1,8 +1,7 @@
 """Fuse a train-form backbone state dict into the deploy form, block by block, with RepSeg's own block code.
 
-Each block is rebuilt from its tensor shapes alone (channels and groups follow from the kernels), so the fusion
-needs neither the arch nor the strides and dilations the backbone will use: the fused kernel does not depend on
-them. The algebra runs in float64 and is cast back to the file's dtype.
+Each block is rebuilt from its tensor shapes alone, so the fusion needs neither the arch nor the backbone's strides
+and dilations (the fused kernel does not depend on them). The algebra runs in float64, cast back to the file's dtype.
 """
 import re
 from collections import defaultdict
@@ -28,19 +27,14 @@ def _fuse_block(prefix: str, params: Dict[str, Tensor], source: str) -> Dict[str
         with torch.device('meta'):
             block = RepVGGBlock(cin, cout, stride=1 if has_identity else 2, groups=groups,
                                 use_se='se.down.weight' in params, use_post_se='post_se.down.weight' in params)
+        counters = {k: torch.tensor(0) for k in block.state_dict() if k.endswith('num_batches_tracked')}
         floats = {k: (v.double() if v.is_floating_point() else v) for k, v in params.items()}
-        floats.setdefault('rbr_dense.bn.num_batches_tracked', torch.tensor(0))
-        floats.setdefault('rbr_1x1.bn.num_batches_tracked', torch.tensor(0))
-        if has_identity:
-            floats.setdefault('rbr_identity.num_batches_tracked', torch.tensor(0))
-        block.load_state_dict(floats, strict=True, assign=True)
-        block.eval()
-        block.switch_to_deploy()
+        block.load_state_dict({**counters, **floats}, strict=True, assign=True)
+        block.eval().switch_to_deploy()
     except (KeyError, RuntimeError, ValueError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f'{source}: cannot fuse block {prefix.rstrip(".")} ({detail})') from None
-    dtype = dense.dtype
-    return {f'{prefix}{key}': value.detach().to(dtype) if value.is_floating_point() else value
+    return {f'{prefix}{key}': value.detach().to(dense.dtype) if value.is_floating_point() else value
             for key, value in block.state_dict().items()}
 
 
@@ -53,7 +47,4 @@ def fuse_state_dict(state: Dict[str, Tensor], source: str = 'state dict') -> Dic
         if not match:
             raise CheckpointError(f'{source}: key {key!r} is not a RepVGG block key')
         blocks[match[1]][match[2]] = value
-    fused: Dict[str, Tensor] = {}
-    for prefix, params in blocks.items():
-        fused.update(_fuse_block(prefix, params, source))
-    return fused
+    return {k: v for prefix, params in blocks.items() for k, v in _fuse_block(prefix, params, source).items()}

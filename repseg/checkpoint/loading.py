@@ -2,24 +2,75 @@
 it.
 
 Reading is always ``torch.load(weights_only=True)`` (``safe_torch_load``): a file whose pickle would run code is
-refused before anything runs. Loading into a backbone is strict: a wrong arch or layout fails loudly, naming keys.
+refused before anything runs. The arch is detected from keys and shapes alone, against the published archs built on
+the meta device in the classification layout (stride 2 everywhere); shapes matter, as grouped variants (B1 / B1g2 /
+B1g4) share their keys. ``num_batches_tracked`` is ignored (a counter that some files omit). Loading into a backbone
+is strict: a wrong arch or layout fails loudly, naming keys.
+``RepSegPretrainedInit`` runs the loader inside mmengine's ``BaseModule.init_weights``, which keeps mmengine's
+per-parameter init record right (loaded from the file, not "unchanged").
 """
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Dict, List, Optional, Tuple
 
+import torch
 from mmengine.logging import print_log
+from mmengine.model.weight_init import update_init_info
+from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor, nn
 
+from ..models.backbones import PRETRAINED_INIT, RepVGG
+from ..models.backbones.arch_zoo import ARCH_SETTINGS, official_name, table_name
 from ..models.forms import state_dict_form
 from ..utils.io import CheckpointError, PathLike, safe_torch_load, unwrap_state_dict
-from .archs import (canonical_arch, closest_arch, display_name, display_names, expected_shapes, fitting_archs,
-                    mismatches, shape_map)
 from .formats import to_repseg_keys
 from .fusion import fuse_state_dict
 from .qarepvgg_init import to_qarepvgg_state
 
 MAX_LISTED = 10  # offending keys named in one error message
+INIT_TYPE = PRETRAINED_INIT
+Shapes = Dict[str, Tuple[int, ...]]
+
+
+def shape_map(state: Dict[str, Tensor]) -> Shapes:
+    return {key: tuple(value.shape) for key, value in state.items() if not key.endswith('num_batches_tracked')}
+
+
+@lru_cache(maxsize=None)
+def expected_shapes(arch: str, deploy: bool) -> Shapes:
+    """Key -> shape of a published arch's backbone (classification layout), without ``num_batches_tracked``."""
+    with torch.device('meta'):
+        return shape_map(RepVGG(arch=arch, strides=(2,) * 5, deploy=deploy, out_indices=(4,)).state_dict())
+
+
+def fitting_archs(state: Dict[str, Tensor], deploy: bool) -> List[str]:
+    """Every published arch whose keys and shapes the state dict matches exactly (normally one)."""
+    shapes = shape_map(state)
+    return [arch for arch in ARCH_SETTINGS if shapes == expected_shapes(arch, deploy)]
+
+
+def mismatches(shapes: Shapes, expected: Shapes) -> List[str]:
+    """Human-readable differences: missing, unexpected and wrongly shaped keys, in key order."""
+    out = []
+    for key in sorted(set(shapes) | set(expected)):
+        if key not in shapes:
+            out.append(f'missing {key}')
+        elif key not in expected:
+            out.append(f'unexpected {key}')
+        elif shapes[key] != expected[key]:
+            out.append(f'{key} has shape {list(shapes[key])}, expected {list(expected[key])}')
+    return out
+
+
+def display_name(arch: str) -> str:
+    """The official name of a table arch, for messages: 'B2' -> 'RepVGG-B2', 'L2pse' -> 'RepVGGplus-L2pse'."""
+    return official_name(arch) if arch in ARCH_SETTINGS else arch
+
+
+def display_names(archs: List[str]) -> str:
+    return '/'.join(map(display_name, archs))
 
 
 @dataclass
@@ -43,36 +94,30 @@ class ImportInfo:
         """The dropped keys, or past MAX_LISTED of them their modules with counts: 'linear.* (2), stage1_aux.* (8)'."""
         if len(self.dropped) <= MAX_LISTED:
             return ', '.join(self.dropped)
-        modules: Dict[str, int] = {}
-        for key in self.dropped:
-            module = f'{key.split(".")[0]}.*'
-            modules[module] = modules.get(module, 0) + 1
+        modules = Counter(f'{key.split(".")[0]}.*' for key in self.dropped)
         return ', '.join(f'{module} ({count})' for module, count in modules.items())
 
 
 def _abbrev(keys: List[str], limit: int = MAX_LISTED) -> str:
-    more = f', and {len(keys) - limit} more' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
+    return ', '.join(keys[:limit]) + (f', and {len(keys) - limit} more' if len(keys) > limit else '')
 
 
 def _resolve_arch(state: Dict[str, Tensor], deploy: bool, arch: Optional[str], source: str) -> str:
-    fits = fitting_archs(state, deploy)
-    if arch is not None:
-        arch = canonical_arch(arch)
-        if arch in fits:
-            return arch
-        problems = mismatches(shape_map(state), expected_shapes(arch, deploy))
-        hint = f'; its keys and shapes fit {display_names(fits)}' if fits else ''
-        raise CheckpointError(f'{source}: does not fit {display_name(arch)} ({len(problems)} problems: '
-                              f'{_abbrev(problems, 3)}){hint}')
-    if len(fits) == 1:
-        return fits[0]
-    if fits:  # cannot happen with the published archs; keep the message honest if ARCH_SETTINGS grows
-        raise CheckpointError(f'{source}: fits several archs ({", ".join(fits)}); pass --arch')
-    near, count = closest_arch(state, deploy)
-    problems = mismatches(shape_map(state), expected_shapes(near, deploy))
-    raise CheckpointError(f'{source}: keys and shapes fit no published RepVGG arch; closest is {display_name(near)} '
-                          f'with {count} problems ({_abbrev(problems, 3)})')
+    fits, shapes = fitting_archs(state, deploy), shape_map(state)
+    if arch is None:
+        if fits:  # never more than one: the published archs differ in keys or shapes
+            return fits[0]
+        off = {name: mismatches(shapes, expected_shapes(name, deploy)) for name in ARCH_SETTINGS}
+        near = min(off, key=lambda name: (len(off[name]), name))
+        raise CheckpointError(f'{source}: keys and shapes fit no published RepVGG arch; closest is '
+                              f'{display_name(near)} with {len(off[near])} problems ({_abbrev(off[near], 3)})')
+    arch = table_name(arch)
+    if arch in fits:
+        return arch
+    problems = mismatches(shapes, expected_shapes(arch, deploy))
+    hint = f'; its keys and shapes fit {display_names(fits)}' if fits else ''
+    raise CheckpointError(f'{source}: does not fit {display_name(arch)} ({len(problems)} problems: '
+                          f'{_abbrev(problems, 3)}){hint}')
 
 
 def convert_checkpoint(obj: Any, source: str, arch: Optional[str] = None,
@@ -84,44 +129,29 @@ def convert_checkpoint(obj: Any, source: str, arch: Optional[str] = None,
     arch = _resolve_arch(state, form == 'deploy', arch, source)
     if to_deploy and form == 'train':
         state = fuse_state_dict(state, source)
-    info = ImportInfo(source, fmt, form, 'deploy' if to_deploy else form, arch, len(state), sorted(dropped))
-    return state, info
+    return state, ImportInfo(source, fmt, form, 'deploy' if to_deploy else form, arch, len(state), sorted(dropped))
 
 
 def load_backbone_checkpoint(path: PathLike, arch: Optional[str] = None,
                              to_deploy: bool = False) -> Tuple[Dict[str, Tensor], ImportInfo]:
     """Read an official RepVGG or RepVGGplus, mmpretrain or timm checkpoint (train or deploy form) as RepSeg
-    backbone weights.
-
-    Unwraps ``state_dict`` / ``model``, strips ``module.`` (and ``backbone.``), detects format and arch from keys
-    and shapes (``arch`` validates the detection), drops the classifier (and RepVGGplus's auxiliary classifiers),
-    and with ``to_deploy`` fuses a train-form file. Raises CheckpointError (one line naming the file) on anything
-    else.
-    """
+    backbone weights: format and arch detected from keys and shapes (``arch`` validates the detection), classifiers
+    dropped, a train-form file fused with ``to_deploy``. Raises CheckpointError (one line naming the file)."""
     return convert_checkpoint(safe_torch_load(path), str(path), arch, to_deploy)
-
-
-def _arch_name(backbone: nn.Module) -> str:
-    arch = getattr(backbone, 'arch', None)
-    return canonical_arch(arch) if isinstance(arch, str) else 'custom'
-
-
-def _backbone_name(name: str) -> str:
-    return display_name(name) if name != 'custom' else 'custom RepVGG'
 
 
 def check_fits_backbone(backbone: nn.Module, state: Dict[str, Tensor], source: str,
                         file_archs: List[str]) -> None:
     """Strict comparison with the backbone's own state dict; raises naming up to MAX_LISTED offending keys."""
-    own = backbone.state_dict()
-    problems = mismatches(shape_map(state), shape_map(own))
-    if not problems:
-        return
-    name = _arch_name(backbone)
-    other = [a for a in file_archs if a != name]
-    hint = f'; the file fits {display_names(other)}, not {_backbone_name(name)}' if other else ''
-    raise CheckpointError(f'{source}: does not fit the {_backbone_name(name)} backbone, {len(problems)} offending '
-                          f'keys: {_abbrev(problems)}{hint}')
+    problems = mismatches(shape_map(state), shape_map(backbone.state_dict()))
+    if problems:
+        arch = getattr(backbone, 'arch', None)
+        name = table_name(arch) if isinstance(arch, str) else None
+        shown = display_name(name) if name else 'custom RepVGG'
+        other = [a for a in file_archs if a != name]
+        hint = f'; the file fits {display_names(other)}, not {shown}' if other else ''
+        raise CheckpointError(f'{source}: does not fit the {shown} backbone, {len(problems)} offending keys: '
+                              f'{_abbrev(problems)}{hint}')
 
 
 def load_pretrained_backbone(backbone: nn.Module, path: PathLike) -> ImportInfo:
@@ -143,13 +173,24 @@ def load_pretrained_backbone(backbone: nn.Module, path: PathLike) -> ImportInfo:
                               f'or use a train-time checkpoint')
     state = to_qarepvgg_state(backbone, state, source)  # QARepVGG blocks from standard RepVGG weights
     check_fits_backbone(backbone, state, source, file_archs)
-    own = backbone.state_dict()
-    for key, value in own.items():  # a counter, not a weight; absent from some files
-        if key.endswith('num_batches_tracked') and key not in state:
-            state[key] = value
+    # num_batches_tracked: a counter, not a weight; absent from some files
+    state = {**{k: v for k, v in backbone.state_dict().items() if k.endswith('num_batches_tracked')}, **state}
     backbone.load_state_dict(state, strict=True)
     info = ImportInfo(source, fmt, source_form, 'deploy' if deploy else 'train',
                       file_archs[0] if len(file_archs) == 1 else None, len(state), sorted(dropped))
     print_log(f'RepVGG: loaded {info.num_tensors} tensors into the backbone from {info.summary()}',
               logger='current', level=logging.INFO)
     return info
+
+
+@WEIGHT_INITIALIZERS.register_module(name=INIT_TYPE)
+class RepSegPretrainedInit:
+    """``dict(type='RepSegPretrained', checkpoint=PATH)``: what RepVGG turns its ``Pretrained`` init_cfg into."""
+
+    def __init__(self, checkpoint: str, **_ignored):  # map_location / prefix of 'Pretrained': not needed here
+        self.checkpoint = checkpoint
+
+    def __call__(self, module: nn.Module) -> None:
+        info = load_pretrained_backbone(module, self.checkpoint)
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=f'loaded by RepSeg from {info.source} ({info.format} format)')

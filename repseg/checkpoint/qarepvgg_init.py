@@ -19,7 +19,7 @@ identity channel) sp cannot be sid without dividing by ~0: it is clamped to +-MI
 pre-activation differs by (sp - sid) * x, at most 2 * MIN_IDENTITY_SCALE * |x|; the loader logs every such block.
 """
 import logging
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -100,12 +100,8 @@ def to_qarepvgg_state(backbone: nn.Module, state: Dict[str, Tensor], source: str
         print_log(f'RepVGG -> QARepVGG: {converted} blocks converted from {source} (1x1 and identity BNs absorbed '
                   f'into the post-sum BN; the same function in eval mode)', logger='current', level=logging.INFO)
     if clamped:
-        print_log(f'RepVGG -> QARepVGG: identity BN scale below {MIN_IDENTITY_SCALE:g} in {_list(clamped)}: clamped '
+        shown = ', '.join(clamped[:10]) + (f', and {len(clamped) - 10} more blocks' if len(clamped) > 10 else '')
+        print_log(f'RepVGG -> QARepVGG: identity BN scale below {MIN_IDENTITY_SCALE:g} in {shown}: clamped '
                   f'to +-{MIN_IDENTITY_SCALE:g}, those channels differ by up to {2 * MIN_IDENTITY_SCALE:g} * |input|',
                   logger='current', level=logging.WARNING)
     return out
-
-
-def _list(items: List[str], limit: int = 10) -> str:
-    more = f', and {len(items) - limit} more blocks' if len(items) > limit else ''
-    return ', '.join(items[:limit]) + more

@@ -1,12 +1,10 @@
 """CamVid in the 11-class version of the SegNet tutorial: ``DATA_ROOT/{train,val,test}/NAME.(png|jpg)`` with labels
 ``DATA_ROOT/{train,val,test}annot/NAME.png`` (values 0-10 for the classes, 11 unlabelled).
 
-Why the label 11 becomes 255 instead of setting ``ignore_index=11``: MMSegmentation treats 255 as "ignore" in many
-places at once (the losses, RandomCrop's ``cat_max_ratio``, the data preprocessor's ``seg_pad_val`` for padded
-crops, IoUMetric); a different ignore value would have to be repeated in all of them, and a pad value of 255 would
-then reach the loss as a class index. The dataset therefore carries ``label_map={11: 255}``, MMSegmentation's own
-remapping that every ``LoadAnnotations`` applies, so the mapping cannot be forgotten in a pipeline.
-``LoadCamVidAnnotations`` additionally checks the raw values (0-11 only) before mapping them.
+The label 11 becomes 255 (``label_map={11: 255}``, applied by every ``LoadAnnotations``) rather than setting
+``ignore_index=11``: MMSegmentation treats 255 as "ignore" in many places at once (losses, RandomCrop's
+``cat_max_ratio``, the preprocessor's ``seg_pad_val``, IoUMetric), and a pad value of 255 would otherwise reach the loss
+as a class index. ``LoadCamVidAnnotations`` checks the raw values (0-11 only) before mapping them.
 """
 import os
 import os.path as osp
@@ -68,11 +66,8 @@ def camvid_pairs(img_dir: str, ann_dir: Optional[str], img_suffixes: Sequence[st
 
 @DATASETS.register_module()
 class CamVidDataset(BaseSegDataset):
-    """CamVid, 11 classes, SegNet layout; images may be PNG (as published) or JPEG (the shared copy).
-
-    Configure as MMSegmentation datasets are: ``data_root`` and
-    ``data_prefix=dict(img_path='val', seg_map_path='valannot')``. The raw label 11 (unlabelled) is mapped to 255.
-    """
+    """CamVid, 11 classes, SegNet layout, images PNG (as published) or JPEG (the shared copy); configured with
+    ``data_root`` and ``data_prefix=dict(img_path='val', seg_map_path='valannot')``. Label 11 is mapped to 255."""
     METAINFO = dict(classes=CAMVID_CLASSES, palette=CAMVID_PALETTE)
 
     def __init__(self, img_suffix: Sequence[str] = IMG_SUFFIXES, seg_map_suffix: str = '.png', **kwargs) -> None:
@@ -92,13 +87,8 @@ class CamVidDataset(BaseSegDataset):
     def load_data_list(self) -> List[dict]:
         ann_dir = self.data_prefix.get('seg_map_path')
         pairs = camvid_pairs(self.data_prefix.get('img_path', ''), ann_dir, self.img_suffix, self.seg_map_suffix)
-        data_list = []
-        for img, seg in pairs:
-            info = dict(img_path=img, label_map=self.label_map, reduce_zero_label=False, seg_fields=[])
-            if seg is not None:
-                info['seg_map_path'] = seg
-            data_list.append(info)
-        return data_list
+        return [dict(img_path=img, label_map=self.label_map, reduce_zero_label=False, seg_fields=[],
+                     **({} if seg is None else {'seg_map_path': seg})) for img, seg in pairs]
 
 
 @TRANSFORMS.register_module()
@@ -121,8 +111,7 @@ class LoadCamVidAnnotations(LoadAnnotationsChecked):
                              f'0-10 and {UNLABELLED} (unlabelled)')
         if label_map:
             lut = np.arange(256, dtype=np.uint8)
-            for old, new in label_map.items():
-                lut[old] = new
+            lut[list(label_map)] = list(label_map.values())
             results['gt_seg_map'] = lut[seg]
         results['label_map'] = label_map
         return results

@@ -8,7 +8,7 @@ that a re-run would then skip.
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 from mmengine.utils import track_parallel_progress, track_progress
 
@@ -34,19 +34,6 @@ def check_layout(data_root: Union[str, os.PathLike], splits: Sequence[str] = SPL
             raise FileNotFoundError(f'{folder}: no <city> folders in it; expected the Cityscapes layout {LAYOUT}')
 
 
-def find_tasks(data_root: Union[str, os.PathLike], splits: Sequence[str] = SPLITS) -> List[Tuple[str, str]]:
-    """(polygons json, labelTrainIds png) pairs of every annotated frame; an empty split is an error."""
-    tasks = []
-    for split in splits:
-        folder = Path(data_root) / 'gtFine' / split
-        jsons = sorted(folder.glob(f'*/*{POLYGONS}'))
-        if not jsons and not any(folder.glob(f'*/*{TRAIN_IDS}')):
-            raise FileNotFoundError(f'{folder}: no <city>/*{POLYGONS} files; expected the gtFine annotations from '
-                                    f'gtFine_trainvaltest.zip (see data/README.md)')
-        tasks += [(str(j), str(j)[:-len(POLYGONS)] + TRAIN_IDS) for j in jsons]
-    return tasks
-
-
 def convert_one(task: Tuple[str, str]) -> None:
     """Convert one polygons json (module level, so that worker processes can pickle it)."""
     from cityscapesscripts.preparation.json2labelImg import json2labelImg
@@ -66,7 +53,14 @@ def prepare_cityscapes(data_root: Union[str, os.PathLike], nproc: int = 8, force
                        splits: Sequence[str] = SPLITS) -> PrepSummary:
     """Check the layout, then convert every polygons json whose labelTrainIds map is missing (all with ``force``)."""
     check_layout(data_root, splits)
-    tasks = find_tasks(data_root, splits)
+    tasks = []  # (polygons json, labelTrainIds png) of every annotated frame; an empty split is an error
+    for split in splits:
+        folder = Path(data_root) / 'gtFine' / split
+        jsons = sorted(folder.glob(f'*/*{POLYGONS}'))
+        if not jsons and not any(folder.glob(f'*/*{TRAIN_IDS}')):
+            raise FileNotFoundError(f'{folder}: no <city>/*{POLYGONS} files; expected the gtFine annotations from '
+                                    f'gtFine_trainvaltest.zip (see data/README.md)')
+        tasks += [(str(j), str(j)[:-len(POLYGONS)] + TRAIN_IDS) for j in jsons]
     todo = tasks if force else [t for t in tasks if not os.path.exists(t[1])]
     if todo:
         if nproc > 1 and len(todo) > 1:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, Tuple, Union
 
 import cv2
 import numpy as np
@@ -48,22 +48,6 @@ class SampleSummary:
         return '\n'.join(lines)
 
 
-def sample_name(split: str, index: int) -> Tuple[str, str]:
-    """(city, file stem) of image ``index`` of ``split``, e.g. ('synthburg', 'synthburg_000003_000019')."""
-    cities = CITIES[split]
-    city = cities[index % len(cities)]
-    return city, f'{city}_{index // len(cities):06d}_{FRAME}'
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f'{out}: exists and is not a folder; expected a new or empty folder, or an earlier '
-                              f'sample dataset')
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise FileExistsError(f'{out}: not empty and not a sample dataset (no {MARKER}); refusing to overwrite it, '
-                              f'choose a new or empty folder')
-
-
 def _imwrite(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), array, _PNG):
@@ -77,7 +61,9 @@ def _write_split(root: Path, split: str, num: int, size: Tuple[int, int], seed: 
     for i in range(num):
         rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
         img, label_ids = draw_scene(rng, *size)
-        city, stem = sample_name(split, i)
+        cities = CITIES[split]  # e.g. synthburg/synthburg_000003_000019
+        city = cities[i % len(cities)]
+        stem = f'{city}_{i // len(cities):06d}_{FRAME}'
         train_ids = to_train[label_ids]
         _imwrite(root / 'leftImg8bit' / split / city / f'{stem}_leftImg8bit.png', img[..., ::-1])
         gt = root / 'gtFine' / split / city
@@ -96,7 +82,12 @@ def make_sample_dataset(out: Union[str, os.PathLike], num_train: int = 40, num_v
         raise ValueError(f'num_train={num_train}, num_val={num_val}: expected at least 1 image in each split')
     if size[0] < 64 or size[1] < 32:
         raise ValueError(f'size={size[0]}x{size[1]}: expected at least 64x32 (width x height)')
-    _check_out(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'{out}: exists and is not a folder; expected a new or empty folder, or an earlier '
+                              f'sample dataset')
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise FileExistsError(f'{out}: not empty and not a sample dataset (no {MARKER}); refusing to overwrite it, '
+                              f'choose a new or empty folder')
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
     try:
@@ -109,20 +100,14 @@ def make_sample_dataset(out: Union[str, os.PathLike], num_train: int = 40, num_v
         meta = dict(generator='repseg.datasets.sample_scenes', seed=seed, size=list(size), counts=summary.counts,
                     pixel_share=summary.pixel_share)
         (tmp / MARKER).write_text(json.dumps(meta, indent=1) + '\n')
-        _swap_into_place(tmp, out)
+        # an earlier dataset is moved aside, the new one renamed into place, then the earlier one deleted
+        aside = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent)) if out.exists() else None
+        if aside:
+            os.replace(out, aside / out.name)
+        os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if aside:
+        shutil.rmtree(aside, ignore_errors=True)
     return summary
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished ``tmp`` to ``out``; an earlier dataset there is moved aside first and then deleted."""
-    old: List[Path] = []
-    if out.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
-        os.replace(out, aside / out.name)
-        old.append(aside)
-    os.replace(tmp, out)
-    for path in old:
-        shutil.rmtree(path, ignore_errors=True)

@@ -1,14 +1,10 @@
-"""Procedural street scenes in the Cityscapes label space, so that a CPU demo can train a real PSPNet on something.
+"""Procedural street scenes in the Cityscapes label space, so that a CPU demo can train a real PSPNet on something
+(Cityscapes itself may not be redistributed).
 
-Why: Cityscapes itself may not be redistributed, yet the demo must train and evaluate a real model. Each scene is
-drawn through a pinhole camera over a ground plane (road, sidewalks, terrain, facades with windows, walls, fences,
-trees, poles with signs and lights, cars, trucks, buses, people), so that the classes come with perspective,
-occlusion, texture and context. No fixed colour separates the classes: palettes overlap on purpose (grey road,
-sidewalk, wall, facade, overcast sky and silver cars; green vegetation and terrain), every colour is jittered per
-image, and lighting, colour casts and cast shadows change from image to image. A model has to use shape, texture and
-position, which is what the colour-only baseline in tests/test_datasets.py checks.
-
-Only numpy and cv2; everything is drawn from one ``numpy.random.Generator``, so a seed fixes the scene exactly.
+A pinhole camera over a ground plane gives the classes perspective, occlusion, texture and context. Palettes overlap
+on purpose, and colours, lighting and shadows vary per image, so that a model has to use shape, texture and position
+(the colour-only baseline in tests/test_datasets.py checks it). Only numpy and cv2; one ``numpy.random.Generator``
+fixes the scene exactly.
 """
 from typing import List, Sequence, Tuple
 

@@ -46,10 +46,8 @@ class LoadAnnotationsChecked(_LoadAnnotations):
 
 @TRANSFORMS.register_module()
 class CheckSegLabels(BaseTransform):
-    """Fail fast on label values outside 0..num_classes-1 and ``ignore_index``; put it right after LoadAnnotations.
-
-    Costs one ``bincount`` per sample (a few ms on a 2048x1024 map).
-    """
+    """Fail fast on label values outside 0..num_classes-1 and ``ignore_index``; put it right after LoadAnnotations
+    (one ``bincount`` per sample, a few ms on a 2048x1024 map)."""
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
         self.num_classes = num_classes

@@ -6,9 +6,7 @@ from typing import Sequence
 from mmengine.config import Config
 
 #: What each dataset type expects under its data_root, for the error message (data/README.md has the details).
-LAYOUTS = {
-    'CamVidDataset': 'the SegNet CamVid layout {root}{{train,val,test}}/ with {root}{{train,val,test}}annot/',
-}
+LAYOUTS = {'CamVidDataset': 'the SegNet CamVid layout {root}{{train,val,test}}/ with {root}{{train,val,test}}annot/'}
 DEFAULT_LAYOUT = 'the Cityscapes layout {root}{{leftImg8bit,gtFine}}/{{train,val}}/<city>/'
 
 

@@ -28,8 +28,6 @@ _DDP_ARGS = frozenset(inspect.signature(DistributedDataParallel.__init__).parame
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 #: Variables torchrun (and ``slurm_env``) set for every process; without them ``--launcher pytorch`` cannot start.
 DIST_ENV = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
-#: Backends that need GPUs; a config's (MMSegmentation's default_runtime says nccl) falls back to gloo on a CPU.
-GPU_BACKENDS = frozenset({'nccl'})
 
 
 @MODEL_WRAPPERS.register_module()
@@ -72,12 +70,6 @@ def slurm_env(env: Mapping[str, str], port: Optional[int] = None) -> Dict[str, s
     return out
 
 
-def cpu_backend(dist_cfg: Mapping[str, Any]) -> str:
-    """The backend for a CPU-only run: the config's, unless it needs GPUs (then gloo)."""
-    backend = dist_cfg.get('backend') or 'gloo'
-    return 'gloo' if backend in GPU_BACKENDS else backend
-
-
 def init_cpu_distributed(cfg: Config) -> bool:
     """Start the default process group for ``cfg.launcher`` on a machine without an accelerator and make the Runner
     wrap the model in ``CPUDistributedDataParallel``. Returns whether it started one (False: one process, a GPU
@@ -96,11 +88,11 @@ def init_cpu_distributed(cfg: Config) -> bool:
                          f'`torchrun --nproc_per_node N tools/...` (or use --launcher none for one process)')
     if get_device() != 'cpu' or dist.is_initialized():
         return False
-    backend = cpu_backend(dist_cfg)
+    backend = dist_cfg.get('backend') or 'gloo'  # the config's, unless it needs GPUs (default_runtime: nccl)
     kwargs = {k: v for k, v in dist_cfg.items() if k not in ('backend', 'port', 'init_backend')}
     if kwargs.get('timeout') is not None:
         kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
-    dist.init_process_group(backend=backend, rank=int(os.environ['RANK']),
+    dist.init_process_group(backend='gloo' if backend == 'nccl' else backend, rank=int(os.environ['RANK']),
                             world_size=int(os.environ['WORLD_SIZE']), **kwargs)
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':

@@ -8,7 +8,7 @@ everything else stays refused.
 """
 import contextlib
 import pickle
-from typing import Any, Iterator, List
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -16,27 +16,21 @@ from mmengine.logging import HistoryBuffer
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    """Stands in for ``getattr`` in runner checkpoints, which pickle ``HistoryBuffer.min`` etc. by reference.
-
-    A general ``getattr`` would let a file walk from an allowed class to anything (``__init__.__globals__``...).
-    """
+    """Stands in for ``getattr`` in runner checkpoints, which pickle ``HistoryBuffer.min`` etc. by reference; a
+    general ``getattr`` would let a file walk from an allowed class to anything (``__init__.__globals__``...)."""
     if obj is HistoryBuffer and name in {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}:
         return getattr(obj, name)
     raise pickle.UnpicklingError(f'refused getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) '
                                  f'in a checkpoint: only HistoryBuffer statistics methods are allowed')
 
 
-def runner_checkpoint_types() -> List[object]:
-    """The extra globals found in mmengine 0.10.7 runner checkpoints (checked by tests/test_train_test.py)."""
+@contextlib.contextmanager
+def allow_runner_checkpoints() -> Iterator[None]:
+    """Let ``torch.load(weights_only=True)`` read runner checkpoints inside this block: the extra globals found in
+    mmengine 0.10.7 runner checkpoints (checked by tests/test_train_test.py)."""
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
     dtypes = [type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'uint8', 'bool')]
     # numpy arrays rebuild through _reconstruct; an object-dtype array would still need globals that stay refused
-    return [HistoryBuffer, multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *dtypes,
-            (_history_buffer_getattr, 'builtins.getattr')]
-
-
-@contextlib.contextmanager
-def allow_runner_checkpoints() -> Iterator[None]:
-    """Let ``torch.load(weights_only=True)`` read runner checkpoints inside this block."""
-    with torch.serialization.safe_globals(runner_checkpoint_types()):
+    with torch.serialization.safe_globals([HistoryBuffer, multiarray.scalar, multiarray._reconstruct, np.ndarray,
+                                           np.dtype, *dtypes, (_history_buffer_getattr, 'builtins.getattr')]):
         yield

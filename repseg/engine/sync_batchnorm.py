@@ -48,22 +48,13 @@ class CPUSyncBatchNorm(_BatchNorm):
             raise ValueError(f'expected at least 2D input (got {input.dim()}D input)')
 
     def forward(self, input: Tensor) -> Tensor:
-        group = self._sync_group()
-        if group is None:  # eval mode or one process: plain BN, as nn.SyncBatchNorm does
+        distributed = self.training and dist.is_available() and dist.is_initialized()
+        group = (self.process_group or dist.group.WORLD) if distributed else None
+        if group is None or dist.get_world_size(group) == 1:  # eval mode or one process: plain BN, as nn.SyncBatchNorm
             return super().forward(input)
         self._check_input_dim(input)
         if input.size(1) == 0:
             raise ValueError('SyncBatchNorm number of input channels should be non-zero')
-        return self._synchronized(input, group)
-
-    def _sync_group(self) -> Optional[Any]:
-        """The process group to synchronize over, or None where the statistics are local."""
-        if not (self.training and dist.is_available() and dist.is_initialized()):
-            return None
-        group = self.process_group or dist.group.WORLD
-        return group if dist.get_world_size(group) > 1 else None
-
-    def _synchronized(self, input: Tensor, group: Any) -> Tensor:
         x = input.float()
         dims = [0, *range(2, x.dim())]
         shape = (1, -1) + (1,) * (x.dim() - 2)

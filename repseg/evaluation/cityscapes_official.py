@@ -40,9 +40,7 @@ def evaluate_official(pred_files: Sequence[str], gt_files: Sequence[str]) -> Dic
         if not osp.isfile(path):
             raise FileNotFoundError(f'{path}: missing (official Cityscapes evaluation needs it)')
     args = cs_eval.args
-    args.evalInstLevelScore = False
-    args.evalPixelAccuracy = False
-    args.JSONOutput = False
+    args.evalInstLevelScore = args.evalPixelAccuracy = args.JSONOutput = False
     args.quiet = True
     out = io.StringIO()
     try:

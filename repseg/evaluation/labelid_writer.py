@@ -15,10 +15,8 @@ from .cityscapes_official import evaluate_official, official_gt_path, prediction
 @METRICS.register_module()
 class CityscapesLabelIdWriter(BaseMetric):
     """Write each prediction as ``OUT_DIR/<city>_<seq>_<frame>_pred_labelIds.png`` (labelIds, as the official
-    Cityscapes evaluator expects); with ``official=True`` also report its class mIoU as ``official_mIoU``.
-
-    Unlike MMSegmentation's CityscapesMetric it needs no instance-level evaluation (broken with numpy >= 2.4).
-    """
+    Cityscapes evaluator expects); with ``official=True`` also report its class mIoU as ``official_mIoU``. Unlike
+    MMSegmentation's CityscapesMetric it needs no instance-level evaluation (broken with numpy >= 2.4)."""
 
     default_prefix = 'cityscapes'
 

@@ -138,3 +138,25 @@ def branch_ranges(segmentor: nn.Module) -> List[Dict[str, Any]]:
         out.append({'block': name, **{f'max_{k}': float(v.abs().max()) for k, v in parts.items()},
                     'max_fused': float(fused.abs().max()), 'largest_at_max': max(at_max, key=at_max.get)})
     return out
+
+
+def format_report(report: Dict[str, Any], top: int = 10) -> str:
+    """``range_report``'s ``top`` layers (worst per-tensor int8 error first), its summary and, for a train-form
+    model, which branch sets each block's largest fused weight, as text."""
+    lines = [f'{"layer":<40} {"max/std":>8} {"ch max/std":>10} {"ch spread":>9} {"int8 err/tensor":>15} '
+             f'{"int8 err/channel":>16}']
+    for r in sorted(report['layers'], key=lambda r: -r['int8_error_per_tensor'])[:top]:
+        lines.append(f'{r["name"]:<40} {r["max_over_std"]:8.1f} {r["channel_max_over_std_worst"]:10.1f} '
+                     f'{r["channel_range_spread"]:9.1f} {100 * r["int8_error_per_tensor"]:14.2f}% '
+                     f'{100 * r["int8_error_per_channel"]:15.2f}%')
+    for key, value in report['summary'].items():
+        if isinstance(value, dict):
+            lines.append(f'{key}: median {value["median"]:.4g}, worst {value["worst"]:.4g} ({value["worst_layer"]})')
+    branches = report.get('branches', [])
+    if branches:
+        counts: Dict[str, int] = {}
+        for block in branches:
+            counts[block['largest_at_max']] = counts.get(block['largest_at_max'], 0) + 1
+        lines.append("branch setting each block's largest fused weight: "
+                     + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())) + f' (of {len(branches)} blocks)')
+    return '\n'.join(lines)

@@ -1,9 +1,6 @@
 """What ``tools/quantize.py`` does: deploy form -> OpenVINO fp32 (proven equal) -> NNCF int8 -> mIoU of both on the
-validation split -> accuracy-aware fallback when the drop is too large -> the self-contained int8 folder, or
-nothing at all when even the fallback cannot keep the drop within ``max_drop``.
-
-``float_deploy_segmentor`` (the float model in deploy form, converted with proof) is also where QAT starts.
-"""
+validation split -> accuracy-aware fallback when the drop is too large -> the int8 folder, or nothing at all when
+even the fallback cannot keep the drop within ``max_drop``. ``float_deploy_segmentor`` is also where QAT starts."""
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +17,13 @@ from repseg.engine import merge_checked_options
 from repseg.models import SegLogits
 from repseg.models.kernel_ranges import range_report
 from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
-from repseg.utils import compare_logits, median_ms
+from repseg.utils import LOGIT_RTOL, compare_logits, median_ms
 from .calibration import CalibrationSet, network_inputs
 from .evaluation import ValidationItems, evaluate, validation_fn
-from .folder import Quantization, check_out_dir, write_result
+from .folder import check_out_dir, write_result
 from .ptq import backend_info, float_layers, layer_precisions, quantize_model, quantize_with_accuracy_control
-from .report import AccuracyControl
+from .report import QuantizationReport
 from .segmentor import ir_segmentor
-
-PARITY_RTOL = 1e-4
 
 
 class QuantizationRefused(ValueError):
@@ -37,8 +32,8 @@ class QuantizationRefused(ValueError):
 
 @dataclass
 class FloatSegmentor:
-    """The float segmentor that is quantized, in deploy form and eval mode, with its (deploy) config and the
-    converter's proof (None when nothing was converted: deploy-form and non-RepVGG models)."""
+    """The float segmentor in deploy form and eval mode, its (deploy) config and the converter's proof (None when
+    nothing was converted: deploy-form and non-RepVGG models)."""
 
     model: nn.Module
     cfg: Config
@@ -47,8 +42,8 @@ class FloatSegmentor:
 
 def float_deploy_segmentor(cfg: Config, checkpoint: Union[str, Path],
                            log: Callable[[str], None] = print) -> FloatSegmentor:
-    """The float segmentor of ``cfg`` / ``checkpoint``: a train-form RepVGG one is converted first with
-    ``repseg.deploy`` (in a temporary folder, proven equal); deploy-form and non-RepVGG ones are used as they are."""
+    """A train-form RepVGG segmentor is converted with ``repseg.deploy`` first (in a temporary folder, proven
+    equal); deploy-form and non-RepVGG ones are used as they are."""
     with tempfile.TemporaryDirectory(prefix='repseg-quantize-') as tmp:
         cfg_path, ckpt_path, conversion = cfg, Path(checkpoint), None
         if (cfg.get('model', {}).get('backbone') or {}).get('type') == 'RepVGG':
@@ -66,12 +61,11 @@ def float_deploy_segmentor(cfg: Config, checkpoint: Union[str, Path],
 def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], out_dir: Union[str, Path],
                        num_calib: int = 300, max_drop: float = 1.0, preset: str = 'performance',
                        fast_bias_correction: bool = True, max_iterations: Optional[int] = None,
-                       ranking_subset: Optional[int] = None,
-                       agreement_images: Sequence[Union[str, Path]] = (), cfg_options: Optional[dict] = None,
-                       log: Callable[[str], None] = print) -> Quantization:
-    """Quantize a trained segmentor to int8 with OpenVINO + NNCF and write ``out_dir`` (see the module docstring).
-    Raises QuantizationRefused (nothing written) when int8 loses more than ``max_drop`` mIoU points even with the
-    accuracy-aware fallback. ``cfg_options``: checked ``--cfg-options`` (e.g. data roots), merged into the config."""
+                       ranking_subset: Optional[int] = None, agreement_images: Sequence[Union[str, Path]] = (),
+                       cfg_options: Optional[dict] = None, log: Callable[[str], None] = print) -> QuantizationReport:
+    """Quantize a trained segmentor and write ``out_dir`` (module docstring); QuantizationRefused (nothing written)
+    when int8 loses more than ``max_drop`` mIoU points even with the fallback. ``cfg_options``: checked
+    ``--cfg-options`` (e.g. data roots)."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
     if max_drop < 0:
@@ -86,22 +80,19 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
     source = float_deploy_segmentor(source_cfg, checkpoint, log)
     cfg, float_model = source.cfg, source.model
 
-    # fp32 OpenVINO, proven equal to eager on the first validation input
     val = ValidationItems(cfg)
     example = network_inputs(float_model, val[0])
-    network_module = SegLogits(float_model, resize=False).eval()
+    eager = SegLogits(float_model, resize=False).eval()
     log(f'converting to OpenVINO (dynamic N x 3 x H x W; traced at {tuple(example.shape)})')
-    fp32_model = convert_module(network_module, example)
+    fp32_model = convert_module(eager, example)
     fp32 = OpenVINONetwork(fp32_model)
     with torch.no_grad():
-        parity = compare_logits('openvino fp32 vs eager, first val input', network_module(example), fp32(example),
-                                rtol=PARITY_RTOL)
+        parity = compare_logits('openvino fp32 vs eager, first val input', eager(example), fp32(example))
     log(str(parity))
     if not parity.passed:
-        raise ValueError(f'{checkpoint}: OpenVINO fp32 differs from PyTorch beyond {PARITY_RTOL:g} x max|logit| '
+        raise ValueError(f'{checkpoint}: OpenVINO fp32 differs from PyTorch beyond {LOGIT_RTOL:g} x max|logit| '
                          f'({parity.max_rel:.2e}); nothing written')
 
-    # int8 by plain post-training quantization
     calib = CalibrationSet(cfg, float_model, num_calib)
     log(f'calibrating on {len(calib)} images of the training split (test pipeline, {calib.mode} mode)')
     int8_model = quantize_model(fp32_model, calib, preset, fast_bias_correction)
@@ -119,21 +110,18 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
         final_ev = evaluate(cfg, ov_segmentor, {'fp32': fp32, 'int8': OpenVINONetwork(final)}, val)
         in_float = float_layers(final)
         log(f'accuracy control: {final_ev}, with {len(in_float)} layers in float')
-        int8_mious = (f'int8 mIoU {final_ev.metrics["int8"]["mIoU"]:.2f} vs fp32 mIoU '
-                      f'{final_ev.metrics["fp32"]["mIoU"]:.2f}')
-        if not any(p == 'int8' for p in layer_precisions(final).values()):
+        mious = f'int8 mIoU {final_ev.of("int8").mIoU:.2f} vs fp32 mIoU {final_ev.of("fp32").mIoU:.2f}'
+        if 'int8' not in layer_precisions(final).values():
             raise QuantizationRefused(
-                f'{checkpoint}: accuracy control kept every layer in float to reach {int8_mious} (plain PTQ: '
-                f'{plain.metrics["int8"]["mIoU"]:.2f}, drop {plain.drop:.2f} > --max-drop {max_drop:g}): no int8 '
-                f'layer is left; nothing written')
+                f'{checkpoint}: accuracy control kept every layer in float to reach {mious} (plain PTQ: '
+                f'{plain.of("int8").mIoU:.2f}, drop {plain.drop:.2f} > --max-drop {max_drop:g}): no int8 layer is '
+                f'left; nothing written')
         if final_ev.drop > max_drop:
-            raise QuantizationRefused(
-                f'{checkpoint}: {int8_mious} (drop {final_ev.drop:.2f} > --max-drop {max_drop:g}) even with '
-                f'{len(in_float)} layer(s) kept in float; nothing written')
+            raise QuantizationRefused(f'{checkpoint}: {mious} (drop {final_ev.drop:.2f} > --max-drop {max_drop:g}) '
+                                      f'even with {len(in_float)} layer(s) kept in float; nothing written')
         plain_int8 = OpenVINONetwork(int8_model)
-        plain_ms = median_ms(lambda: plain_int8(example))  # what the layers kept in float cost
-        control = AccuracyControl(**vars(final_ev.int8_result(in_float)), ranking_subset=ranking_subset or len(val),
-                                  speed={'plain_ptq_int8_ms': plain_ms})
+        control = dict(final_ev.int8_result(in_float), ranking_subset=ranking_subset or len(val),
+                       speed={'plain_ptq_int8_ms': median_ms(lambda: plain_int8(example))})  # the float layers' cost
 
     header = (f'int8 (OpenVINO IR quantized by NNCF) of {Path(config)}\nweights: int8.pth (the IR as uint8 buffers; '
               f'also int8.xml / int8.bin), quantized from {Path(checkpoint)}')

@@ -1,23 +1,19 @@
-"""int8 post-training quantization of an OpenVINO model with NNCF, and what the result holds.
+"""NNCF post-training quantization of an OpenVINO model, and which layers of the result are int8.
 
-Settings (docs/quantization.md says how they were chosen): ``performance`` preset (symmetric int8 weights and
-activations, what the CPU plugin runs fastest), no model type (a CNN), fast bias correction, CPU target, NNCF's
-default overflow fix (first layer's weights in 7 bits: exact on AVX2-only CPUs, whose int8 multiply saturates
-16-bit sums). The accuracy-aware variant reverts the layers that hurt the metric most to float, one group at a
-time, until the drop fits.
+Settings (docs/quantization.md says how they were chosen): ``performance`` preset (symmetric int8, what the CPU
+plugin runs fastest), no model type (a CNN), fast bias correction, CPU target, NNCF's default overflow fix (first
+layer's weights in 7 bits: exact on AVX2-only CPUs, whose int8 multiply saturates 16-bit sums).
 """
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from repseg.runtime.openvino_runtime import compile_options, openvino_version
 
 PRESETS = ('performance', 'mixed')
 #: OpenVINO ops that carry weights and that NNCF quantizes.
 WEIGHTED_OPS = frozenset({'Convolution', 'GroupConvolution', 'ConvolutionBackpropData', 'MatMul'})
-
-
-def nncf_version() -> str:
-    return require_nncf().__version__
 
 
 def require_nncf() -> Any:
@@ -39,69 +35,45 @@ def nncf_settings(preset: str, fast_bias_correction: bool, subset_size: int) -> 
 
 def backend_info(preset: str, fast_bias_correction: bool) -> Dict[str, Any]:
     """What quantized the model, for the report."""
-    return {'name': 'openvino + nncf', 'openvino': openvino_version(), 'nncf': nncf_version(),
+    return {'name': 'openvino + nncf', 'openvino': openvino_version(), 'nncf': require_nncf().__version__,
             'preset': preset, 'fast_bias_correction': fast_bias_correction, 'model_type': None,
             'target_device': 'CPU', 'shapes': 'dynamic N x 3 x H x W',
             'compile_options': {k: str(v) for k, v in compile_options().items()}}
 
 
+def _numpy(item: Any) -> np.ndarray:  # NNCF's OpenVINO backend takes numpy inputs
+    return np.asarray(item, dtype=np.float32)
+
+
 def quantize_model(model: Any, calibration: Sequence[Any], preset: str = 'performance',
                    fast_bias_correction: bool = True) -> Any:
-    """int8 ``openvino.Model`` from an fp32 one; ``calibration``: a sequence of network inputs (arrays/tensors),
-    all of them used."""
+    """int8 ``openvino.Model`` from an fp32 one, calibrated on all of ``calibration`` (network inputs)."""
     nncf = require_nncf()
-    items = _as_numpy(calibration)
-    return nncf.quantize(model, nncf.Dataset(items), **nncf_settings(preset, fast_bias_correction, len(items)))
+    return nncf.quantize(model, nncf.Dataset(calibration, _numpy),
+                         **nncf_settings(preset, fast_bias_correction, len(calibration)))
 
 
 def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], validation: Sequence[Any],
                                    validation_fn: Callable[[Any, Iterable[Any]], Tuple[float, List[float]]],
                                    max_drop: float, preset: str = 'performance', fast_bias_correction: bool = True,
                                    max_iterations: Optional[int] = None, ranking_subset: Optional[int] = None) -> Any:
-    """NNCF's accuracy-aware PTQ: quantize, then revert the most harmful layers to float until
-    ``validation_fn``'s metric drops by at most ``max_drop`` (absolute, in the metric's units) or nothing is left
-    to revert. ``validation_fn(compiled_model, items) -> (metric, per-item metrics)``. ``ranking_subset``: how many
-    validation items rank the layers (default all; each layer group costs one pass over them). The result may still miss
-    the target: the caller re-evaluates it."""
+    """NNCF's accuracy-aware PTQ: quantize, then revert the most harmful layers to float, one group at a time, until
+    ``validation_fn(compiled_model, items) -> (metric, per-item metrics)`` drops by at most ``max_drop`` or nothing
+    is left to revert (the caller re-evaluates the result). ``ranking_subset``: validation items that rank the layers
+    (default all; each layer group costs one pass over them)."""
     nncf = require_nncf()
-    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
-    items = _as_numpy(calibration)
-    restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations or sys.maxsize,
-                                                  num_ranking_workers=1,
-                                                  ranking_subset_size=min(ranking_subset or len(validation),
-                                                                          len(validation)))
+    restorer = nncf.AdvancedAccuracyRestorerParameters(
+        max_num_iterations=max_iterations or sys.maxsize, num_ranking_workers=1,
+        ranking_subset_size=min(ranking_subset or len(validation), len(validation)))
     return nncf.quantize_with_accuracy_control(
-        model, nncf.Dataset(items), nncf.Dataset(validation), validation_fn, max_drop=max_drop,
+        model, nncf.Dataset(calibration, _numpy), nncf.Dataset(validation), validation_fn, max_drop=max_drop,
         drop_type=nncf.DropType.ABSOLUTE, advanced_accuracy_restorer_parameters=restorer,
-        **nncf_settings(preset, fast_bias_correction, len(items)))
-
-
-class _NumpyItems:
-    """A lazy view of a sequence of inputs as float32 numpy arrays (NNCF's OpenVINO backend wants numpy)."""
-
-    def __init__(self, items: Sequence[Any]):
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> Any:
-        item = self.items[i]
-        return item.detach().cpu().float().numpy() if hasattr(item, 'detach') else item
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
-
-def _as_numpy(items: Sequence[Any]) -> _NumpyItems:
-    if len(items) == 0:
-        raise ValueError('no calibration inputs given')
-    return _NumpyItems(items)
+        **nncf_settings(preset, fast_bias_correction, len(calibration)))
 
 
 def layer_name(op: Any) -> str:
-    """A PyTorch module path for a weighted OpenVINO op (e.g. 'backbone.stage3.4.rbr_reparam',
-    'decode_head.bottleneck'); ops renamed by OpenVINO's conv+BN folding take the name of the BN after them."""
+    """A PyTorch module path for a weighted OpenVINO op (e.g. 'backbone.stage3.4.rbr_reparam'); ops renamed by
+    OpenVINO's conv+BN folding take the name of the BN after them."""
     name = op.get_friendly_name()
     if not name.startswith('__module.'):
         for target in op.output(0).get_target_inputs():
@@ -119,8 +91,7 @@ def layer_name(op: Any) -> str:
 
 
 def _weight_is_int8(op: Any) -> bool:
-    """Whether the weight input of ``op`` comes from an int8 constant (NNCF's compressed weights) or a
-    FakeQuantize (quantized weights not yet compressed)."""
+    """Whether the weights of ``op`` come from an int8 constant (compressed) or a FakeQuantize (not yet compressed)."""
     node = op.input_value(1).get_node()
     for _ in range(6):
         kind = node.get_type_name()
@@ -136,11 +107,8 @@ def _weight_is_int8(op: Any) -> bool:
 
 def layer_precisions(model: Any) -> Dict[str, str]:
     """'int8' or 'float' for every weighted layer of an OpenVINO model, by PyTorch module path, in graph order."""
-    out: Dict[str, str] = {}
-    for op in model.get_ordered_ops():
-        if op.get_type_name() in WEIGHTED_OPS and op.get_input_size() > 1:
-            out[layer_name(op)] = 'int8' if _weight_is_int8(op) else 'float'
-    return out
+    return {layer_name(op): 'int8' if _weight_is_int8(op) else 'float' for op in model.get_ordered_ops()
+            if op.get_type_name() in WEIGHTED_OPS and op.get_input_size() > 1}
 
 
 def float_layers(model: Any) -> List[str]:

@@ -14,15 +14,12 @@ One deliberate difference from YOLOv6: there, SE sits between the sum and the BN
 (for quantization-aware training). Here the BN comes first and SE acts, as in RepVGGBlock, on the pre-activation
 before the ReLU, so that the BN folds into the conv exactly and the deploy form is one conv.
 """
-from typing import Optional
-
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from torch import Tensor
 
 from ..utils import bn_scale_shift, fuse_conv_bn, identity_kernel, pad_1x1_to_3x3
-from .repvgg_block import ConvBN
 from .reparam_block import Branches, ReparamBlock
 
 
@@ -35,17 +32,11 @@ class QARepVGGBlock(ReparamBlock):
 
     TRAIN_MODULES = ('rbr_identity', 'rbr_dense', 'rbr_1x1', 'bn')
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, groups: int = 1,
-                 use_se: bool = False, deploy: bool = False, norm_cfg: Optional[dict] = None, with_cp: bool = False,
-                 use_post_se: bool = False):
-        super().__init__(in_channels, out_channels, stride, dilation, groups, use_se, deploy, with_cp, use_post_se)
-        if deploy:
-            return
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
+    def build_branches(self, norm_cfg: dict) -> None:
         self.rbr_identity = nn.Identity() if self.has_identity else None
-        self.rbr_dense = ConvBN(in_channels, out_channels, 3, stride, dilation, dilation, groups, norm_cfg)
-        self.rbr_1x1 = nn.Conv2d(in_channels, out_channels, 1, stride, 0, 1, groups, bias=False)
-        self.bn = build_norm_layer(norm_cfg, out_channels)[1]
+        self.rbr_dense = self.conv_bn(3, norm_cfg)
+        self.rbr_1x1 = nn.Conv2d(self.in_channels, self.out_channels, 1, self.stride, 0, 1, self.groups, bias=False)
+        self.bn = build_norm_layer(norm_cfg, self.out_channels)[1]
 
     def branch_sum(self, x: Tensor) -> Tensor:
         out = self.rbr_dense(x) + self.rbr_1x1(x)

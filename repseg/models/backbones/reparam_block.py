@@ -9,17 +9,29 @@ The fused kernel is the sum of the branches, so the diagnostics read exactly wha
 it (RepVGGplus), gradient checkpointing, the sum and the switch. A block family only builds its own train-time
 branches and says how they combine (``RepVGGBlock``, ``QARepVGGBlock``).
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
 from torch import Tensor
 
 Branches = Dict[str, Tuple[Tensor, Tensor]]
 POST_SE_REDUCTION = 4  # RepVGGplus: SEBlock(channels, internal_neurons=channels // 4)
 SE_REDUCTION = 16  # RepVGG-D2se
+
+
+class ConvBN(nn.Sequential):
+    """A bias-free conv followed by a norm layer, stored as ``conv`` and ``bn``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
+                 dilation: int, groups: int, norm_cfg: dict):
+        super().__init__()
+        self.add_module('conv', nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                                          bias=False))
+        self.add_module('bn', build_norm_layer(norm_cfg, out_channels)[1])
 
 
 class SEBlock(nn.Module):
@@ -41,13 +53,14 @@ class SEBlock(nn.Module):
 class ReparamBlock(nn.Module):
     """post_SE(ReLU(SE(pre-activation))), where the pre-activation is the branches' sum in training and one biased 3x3
     conv after ``switch_to_deploy``. Subclasses build their branches (named in ``TRAIN_MODULES``) when not
-    ``deploy`` and implement ``branch_sum`` and ``branches``."""
+    ``deploy``, in ``build_branches``, and implement ``branch_sum`` and ``branches``."""
 
     #: The attributes that hold train-time branches; ``switch_to_deploy`` deletes them.
     TRAIN_MODULES: Tuple[str, ...] = ()
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, groups: int = 1,
-                 use_se: bool = False, deploy: bool = False, with_cp: bool = False, use_post_se: bool = False):
+                 use_se: bool = False, deploy: bool = False, norm_cfg: Optional[dict] = None, with_cp: bool = False,
+                 use_post_se: bool = False):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.dilation, self.groups = stride, dilation, groups
@@ -58,15 +71,28 @@ class ReparamBlock(nn.Module):
         self.post_se = SEBlock(out_channels, POST_SE_REDUCTION) if use_post_se else nn.Identity()
         if deploy:
             self.rbr_reparam = self._plain_conv()
+        else:
+            self.build_branches(norm_cfg or dict(type='BN', requires_grad=True))
 
     @property
     def has_identity(self) -> bool:
         """The identity branch exists only where channels and stride are unchanged."""
         return self.in_channels == self.out_channels and self.stride == 1
 
+    def conv_bn(self, kernel_size: int, norm_cfg: dict) -> ConvBN:
+        """A 3x3 branch (padded by its dilation) or a 1x1 branch (dilation 1, no padding): both with the block's
+        stride and groups, so that the 1x1 tap sits at the 3x3 kernel's centre at any dilation."""
+        dilation = self.dilation if kernel_size == 3 else 1
+        return ConvBN(self.in_channels, self.out_channels, kernel_size, self.stride, dilation * (kernel_size // 2),
+                      dilation, self.groups, norm_cfg)
+
     def _plain_conv(self) -> nn.Conv2d:
         return nn.Conv2d(self.in_channels, self.out_channels, 3, self.stride, self.dilation, self.dilation,
                          self.groups, bias=True)
+
+    def build_branches(self, norm_cfg: dict) -> None:
+        """Create the train-time branches (the modules named in ``TRAIN_MODULES``)."""
+        raise NotImplementedError
 
     def branch_sum(self, x: Tensor) -> Tensor:
         """The train-form pre-activation."""
