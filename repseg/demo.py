@@ -19,7 +19,6 @@ from .deploy import convert_to_deploy
 from .engine import load_config, test, train
 
 SAMPLE_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'pspnet_repvgg_a0_sample.py')
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 @dataclass
@@ -41,14 +40,6 @@ def majority_class_miou(label_files: List[str]) -> float:
     return 100.0 * counts.max() / counts.sum() / present.sum()
 
 
-def _ensure_data(data_root: str, log) -> None:
-    if osp.isdir(osp.join(data_root, 'leftImg8bit', 'train')) and osp.isdir(osp.join(data_root, 'gtFine', 'val')):
-        log(f'[demo] sample data: {data_root} (already generated)')
-        return
-    summary = make_sample_dataset(data_root)
-    log(f'[demo] sample data generated:\n{summary.format()}')
-
-
 def run_demo(work_root: str = 'work_dirs/demo', data_root: str = 'data/sample', config: str = SAMPLE_CONFIG,
              max_iters: int = 0, log=print) -> DemoResult:
     """Run the whole pipeline; ``max_iters`` > 0 shortens training (for tests)."""
@@ -62,12 +53,15 @@ def run_demo(work_root: str = 'work_dirs/demo', data_root: str = 'data/sample', 
         result.seconds[name] = now - clock
         clock = now
 
-    _ensure_data(data_root, log)
+    if osp.isdir(osp.join(data_root, 'leftImg8bit', 'train')) and osp.isdir(osp.join(data_root, 'gtFine', 'val')):
+        log(f'[demo] sample data: {data_root} (already generated)')
+    else:
+        log(f'[demo] sample data generated:\n{make_sample_dataset(data_root).format()}')
     lap('data')
 
     def cfg_for(path: str, phase: str):
         cfg = load_config(path, work_dir=osp.join(work_dir, phase))
-        for loader in LOADERS:
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             cfg[loader].dataset.data_root = data_root
         cfg.experiment_name = f'{phase}_{osp.basename(work_dir)}'
         if max_iters:

@@ -1,16 +1,10 @@
 """Make MMSegmentation 1.x importable on mmcv-lite (mmcv without compiled ops).
 
-Why this exists: mmcv-lite ships the Python sources of ``mmcv.ops`` but not the compiled ``mmcv._ext``, so
-``import mmcv.ops`` fails, and four MMSegmentation modules import it without a guard (``mmseg.utils``,
-``mmseg.models.utils.point_sample``, ``mmseg.models.losses.focal_loss``, ``mmseg.models.decode_heads.san_head``).
-That breaks ``import mmseg.models`` entirely although PSPNet needs no compiled op.
-
-What it does: when ``mmcv._ext`` cannot be found, it registers a stand-in ``mmcv.ops`` module that provides
-pure-PyTorch ``point_sample`` and ``sigmoid_focal_loss`` (the two ops imported unguarded) and raises
-``ModuleNotFoundError`` for every other op, naming it and how to get full mmcv. ``ModuleNotFoundError`` keeps
-MMSegmentation's own ``try: from mmcv.ops import X / except ModuleNotFoundError`` guards working.
-
-When a compiled mmcv is present it does nothing. It runs once, from ``import repseg``, before mmseg is imported.
+mmcv-lite ships ``mmcv.ops``'s sources but not the compiled ``mmcv._ext``, and four MMSegmentation modules import
+``mmcv.ops`` unguarded, which breaks ``import mmseg.models`` although PSPNet needs no compiled op. Unless
+``mmcv._ext`` exists, ``install()`` (run by ``import repseg``, before mmseg) registers a stand-in ``mmcv.ops`` with
+pure-PyTorch ``point_sample`` and ``sigmoid_focal_loss`` (the two ops imported unguarded); every other op raises
+``ModuleNotFoundError`` naming it, which keeps MMSegmentation's own ``except ModuleNotFoundError`` guards working.
 """
 import importlib.util
 import sys
@@ -38,10 +32,8 @@ def has_compiled_mmcv() -> bool:
 
 def point_sample(input: torch.Tensor, points: torch.Tensor, align_corners: bool = False,
                  **kwargs) -> torch.Tensor:
-    """Sample ``input`` (N, C, H, W) at normalized points in [0, 1]^2, shape (N, P, 2) or (N, Hg, Wg, 2).
-
-    Same contract as ``mmcv.ops.point_sample``: returns (N, C, P) or (N, C, Hg, Wg).
-    """
+    """``mmcv.ops.point_sample``: ``input`` (N, C, H, W) sampled at normalized points in [0, 1]^2, shape (N, P, 2)
+    or (N, Hg, Wg, 2); returns (N, C, P) or (N, C, Hg, Wg)."""
     add_dim = points.dim() == 3
     if add_dim:
         points = points.unsqueeze(2)
@@ -51,11 +43,8 @@ def point_sample(input: torch.Tensor, points: torch.Tensor, align_corners: bool 
 
 def sigmoid_focal_loss(input: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25,
                        weight: Optional[torch.Tensor] = None, reduction: str = 'mean') -> torch.Tensor:
-    """Sigmoid focal loss with the semantics of ``mmcv.ops.sigmoid_focal_loss``.
-
-    ``input`` is (N, C) logits, ``target`` (N,) class indices (a value outside [0, C) means "no positive class");
-    ``weight`` is an optional per-class weight indexed by the target; 'mean' divides the sum by N as mmcv does.
-    """
+    """``mmcv.ops.sigmoid_focal_loss``: ``input`` (N, C) logits, ``target`` (N,) class indices (outside [0, C): no
+    positive class), ``weight`` an optional per-class weight indexed by the target; 'mean' divides the sum by N."""
     if reduction not in ('none', 'mean', 'sum'):
         raise ValueError(f"sigmoid_focal_loss: reduction={reduction!r}; expected 'none', 'mean' or 'sum'")
     num_classes = input.size(1)

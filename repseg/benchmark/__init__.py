@@ -1,10 +1,5 @@
 """Speed, memory and efficiency of segmentors in train, deploy and baseline form (the RepVGG paper's Table 8 on
-our machines). ``run_benchmark`` measures, ``write_reports`` writes benchmark.json/.md/.png; see tools/benchmark.py.
-Goals and what was reached are stated in docs/benchmark.md; the reports give figures and ratios only.
-
-Modules: models (build with seeded weights, forms), complexity (MACs), ceiling (3x3-conv microbenchmark), int8 (the
-on-the-fly int8 runtime), memory (peak memory), worker (the per-model process), suite (the interleaved run), report
-(outputs).
+our machines): ``run_benchmark`` measures, ``write_reports`` writes benchmark.json/.md/.png; see tools/benchmark.py.
 """
 from .models import DEFAULT_CONFIGS, FORMS, seeded_segmentor, to_form
 from .report import write_reports

@@ -1,9 +1,6 @@
 """Multiply-adds per image, counted on a shape-only (meta-device) copy of the model, so counting costs no forward
-pass at 713x713 (mmengine's FlopAnalyzer traces a real forward and rejects meta tensors).
-
-Counted: every Conv2d and Linear (out elements x in-channels/groups x kernel taps), the convention of mmengine's
-FlopAnalyzer / fvcore (one multiply-add = one 'flop'). Its other entries (BN, pooling, resize) are < 0.5% of a
-PSPNet's count and are left out; tests/test_benchmark.py checks the conv counts agree.
+pass at 713x713. Counted: every Conv2d and Linear (out elements x in-channels/groups x kernel taps), mmengine's
+FlopAnalyzer / fvcore convention; its other entries (BN, pooling, resize) are < 0.5% of a PSPNet's count.
 """
 import copy
 from typing import Dict

@@ -1,10 +1,6 @@
-"""The benchmark's on-the-fly int8 runtime ('openvino_int8'): the fp32 OpenVINO model quantized by NNCF while the
-model is prepared, so that int8 speed can be measured beside fp32 without a dataset.
-
-It is the benchmark's, not a deploy runtime: int8 needs calibration data and a measured accuracy, which
-``tools/quantize.py`` provides (its folders run in ``repseg.runtime``'s OpenVINO). Calibration here: crops of the
-real Cityscapes frame in ``../shared/data/`` when it is there, generated street scenes otherwise, normalized as the
-segmentor's data preprocessor does; one more crop is held out for the parity record.
+"""The benchmark's on-the-fly int8 runtime ('openvino_int8'): the fp32 OpenVINO model quantized by NNCF while it is
+prepared, calibrated on crops of the real Cityscapes frame in ``../shared/data/`` (generated street scenes when it is
+absent), one more crop held out for the parity record. Deployable int8 folders come from ``tools/quantize.py``.
 """
 from typing import List, Tuple
 
@@ -15,7 +11,6 @@ from repseg.quantization.ptq import quantize_model, weight_bytes
 from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
 
 INT8_RUNTIME = 'openvino_int8'
-#: Calibration frames (one more is held out for the parity record).
 CALIBRATION_FRAMES = 4
 
 

@@ -1,34 +1,22 @@
 """Peak memory inside a worker process (one process per measured model).
 
-Peak memory on CPU is the process's peak resident set (VmHWM) over the timed calls: the worker resets the
-high-water mark after warm-up (Linux /proc/self/clear_refs, value 5), so model building, BN calibration, parity
-references and compilation do not count, while weights, runtime state and every activation alive during inference
-do. On CUDA it is ``torch.cuda.max_memory_allocated`` over the same calls.
+On CPU: the process's peak resident set (VmHWM) over the timed calls; the worker resets the high-water mark after
+warm-up (/proc/self/clear_refs, value 5), so building, calibration, parity references and compilation do not count.
+On CUDA: ``torch.cuda.max_memory_allocated`` over the same calls.
 """
 import ctypes
 import gc
 import resource
+from contextlib import suppress
 from typing import Dict
 
 import torch
 
 
-def rss_kb(field: str = 'VmRSS') -> int:
+def rss_kb(field: str) -> int:
     """A /proc/self/status memory field in KiB (VmRSS: now, VmHWM: peak since the last reset)."""
     with open('/proc/self/status') as status:
-        for line in status:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise ValueError(f'/proc/self/status has no {field} field')
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS, so that the memory baseline is the live state."""
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ':'))
 
 
 class PeakMemory:
@@ -41,7 +29,9 @@ class PeakMemory:
         self.base_kb = 0
 
     def start(self) -> None:
-        release_memory()
+        gc.collect()  # and hand freed heap pages back to the OS, so that the baseline is the live state
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
         if self.device.startswith('cuda'):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()

@@ -1,11 +1,7 @@
-"""Build the benchmarked segmentors in their train, deploy or baseline form, with reproducible non-trivial weights.
-
-No pretrained file is read (none can be fetched here, and speed does not depend on the values): weights are seeded,
-and the BN running statistics are calibrated on one random batch so that activations keep a realistic scale through
-the deep stacks (uncalibrated random nets shrink or blow up, and tiny values turn into slow denormals on CPUs).
-"""
+"""The benchmarked segmentors in train, deploy or baseline form, with seeded weights (speed does not depend on the
+values) and calibrated BN statistics: uncalibrated random nets shrink or blow up, and tiny values turn into slow
+denormals on CPUs."""
 import os.path as osp
-from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -35,17 +31,6 @@ DEFAULT_CONFIGS = (
 )
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """One benchmarked model: a config file in one form."""
-    config: str
-    form: str
-
-    @property
-    def name(self) -> str:
-        return model_name(self.config)
-
-
 def model_name(config: str) -> str:
     """Short name of a config: its file name without '.py' and without the '_cityscapes_713x713' recipe suffix;
     for a quantized folder's ``int8_config.py``, the folder's name."""
@@ -63,15 +48,15 @@ def load_model_cfg(config: str) -> Config:
     return cfg
 
 
-def expand_specs(configs: List[str]) -> List[ModelSpec]:
-    """Train + deploy form for RepVGG configs, the int8 form for quantized folders, the conv-BN-fused baseline form
-    for every other segmentor."""
+def expand_specs(configs: List[str]) -> List[Tuple[str, str]]:
+    """(config, form): train + deploy form for RepVGG configs, the int8 form for quantized folders, the conv-BN-fused
+    baseline form for every other segmentor."""
     specs = []
     for config in configs:
         model = load_model_cfg(config).model
         forms = (('train', 'deploy') if (model.get('backbone') or {}).get('type') == 'RepVGG' else
                  (QUANTIZED_FORM,) if model.get('type') == SEGMENTOR_TYPE else ('baseline',))
-        specs.extend(ModelSpec(config, form) for form in forms)
+        specs.extend((config, form) for form in forms)
     return specs
 
 
@@ -85,32 +70,23 @@ def load_quantized(config: str) -> nn.Module:
 
 
 def seeded_segmentor(config: str, seed: int = 0) -> nn.Module:
-    """The config's segmentor in eval mode with seeded weights and calibrated BN statistics (train form for RepVGG)."""
+    """The config's segmentor in eval mode with seeded weights (train form for RepVGG), BN statistics from one random
+    batch (of 2: pooled 1x1 maps need two values) and some spread in the BN affine parameters (exercises fusion)."""
     torch.manual_seed(seed)
     segmentor = MODELS.build(load_model_cfg(config).model)
-    calibrate_bn(SegLogits(segmentor), seed)
-    return segmentor.eval()
-
-
-@torch.no_grad()
-def calibrate_bn(model: nn.Module, seed: int = 0, shape: Tuple[int, int] = (129, 129)) -> None:
-    """Set every BN's running statistics from one random batch (batch 2: pooled 1x1 maps need two values),
-    and give the affine parameters some spread so that BN fusion is really exercised."""
     gen = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    saved = [(m.momentum, m.training) for m in bns]
-    for m in bns:
-        m.momentum = 1.0
-        if m.affine:
-            m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
-            m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-    was_training = model.training
-    model.train()
-    model(torch.randn(2, 3, *shape, generator=gen))
-    model.train(was_training)
-    for m, (momentum, training) in zip(bns, saved):
+    bns = [m for m in segmentor.modules() if isinstance(m, _BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    with torch.no_grad():
+        for m in bns:
+            m.momentum = 1.0
+            if m.affine:
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+        SegLogits(segmentor).train()(torch.randn(2, 3, 129, 129, generator=gen))
+    for m, momentum in zip(bns, momenta):
         m.momentum = momentum
-        m.train(training)
+    return segmentor.eval()
 
 
 def to_form(segmentor: nn.Module, form: str) -> nn.Module:

@@ -6,11 +6,6 @@ from typing import Any, Dict, List, Optional
 from repseg.utils.io import atomic_write
 
 
-def _isa(meta: Dict[str, Any]) -> str:
-    isa = meta.get('cpu_isa') or {}
-    return f'{isa.get("int8", "unknown")} (flags: {" ".join(isa.get("flags", [])) or "-"})'
-
-
 def write_reports(recs: List[Dict[str, Any]], out_dir: str, meta: Dict[str, Any]) -> List[Path]:
     """Write the three files; returns their paths."""
     out = Path(out_dir)
@@ -34,10 +29,12 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     ceiling = next((r['ceiling_gflops_per_s'] for r in ok if 'ceiling_gflops_per_s' in r), None)
     by_rt = next((r['ceiling_gflops_per_s_by_runtime'] for r in ok if 'ceiling_gflops_per_s_by_runtime' in r), {})
     by_rt_s = ', '.join(f'{k} {v:.0f}' for k, v in by_rt.items())
+    isa = meta.get('cpu_isa') or {}
     lines = [f'# Benchmark: {meta.get("machine", "")}', '',
              f'{meta.get("device", "cpu")}, input {meta["shape"][0]}x{meta["shape"][1]}, batch {meta["batch"]}, '
              f'{meta["repeats"]} interleaved repeats, {meta.get("threads")} threads, fp32, eval, inference_mode; '
-             f'torch {meta.get("torch", "")}; CPU int8 instruction set: {_isa(meta)}. '
+             f'torch {meta.get("torch", "")}; CPU int8 instruction set: {isa.get("int8", "unknown")} '
+             f'(flags: {" ".join(isa.get("flags", [])) or "-"}). '
              f'Dense 3x3-conv ceiling (same run, the fastest of: {by_rt_s}): '
              f'{_fmt(ceiling, ".1f")} GFLOP/s. Peak memory: process peak RSS during the timed calls '
              f'(+ the part above what was resident before them).', '',
@@ -110,9 +107,10 @@ def chart(recs: List[Dict[str, Any]], meta: Dict[str, Any], handle) -> None:
     speed = [r['images_per_s'] for r in rows]
     err = [[r['images_per_s'] - r['images_per_s_min'] for r in rows],
            [r['images_per_s_max'] - r['images_per_s'] for r in rows]]
-    axes[0].barh(ys, speed, xerr=err, color=[colors[r['form']] for r in rows])
+    color = [colors[r['form']] for r in rows]
+    axes[0].barh(ys, speed, xerr=err, color=color)
     axes[0].set_xlabel('images/s (median, min-max)')
-    axes[1].barh(ys, [r['peak_mem_mb'] for r in rows], color=[colors[r['form']] for r in rows])
+    axes[1].barh(ys, [r['peak_mem_mb'] for r in rows], color=color)
     axes[1].set_xlabel('peak memory MB')
     axes[0].set_yticks(list(ys))
     axes[0].set_yticklabels(labels, fontsize=8)

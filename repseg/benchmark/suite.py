@@ -5,6 +5,7 @@ import os
 import statistics
 import subprocess
 import sys
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -15,7 +16,7 @@ from .int8 import INT8_RUNTIME
 from .models import QUANTIZED_FORM, expand_specs, model_name
 
 INT8_RUNTIMES = frozenset({INT8_RUNTIME})
-
+BACKBONE_CHOICES = ('auto', 'all', 'none')
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,8 +33,7 @@ class Job:
     def label(self) -> str:
         if self.kind == 'ceiling':
             return 'ceiling_conv3x3'
-        suffix = '' if self.part == 'model' else '.backbone'
-        return f'{model_name(self.config)}.{self.form}.{self.runtime}{suffix}'
+        return f'{model_name(self.config)}.{self.form}.{self.runtime}{"" if self.part == "model" else ".backbone"}'
 
 
 @dataclass
@@ -46,11 +46,10 @@ class Worker:
     error: str = ''
 
     def start(self, payload: Dict[str, Any], log_dir: Path, env: Dict[str, str]) -> None:
-        log = open(log_dir / f'{self.job.label}.log', 'w')
-        self.proc = subprocess.Popen([sys.executable, '-m', 'repseg.benchmark.worker', json.dumps(payload)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                                     cwd=os.getcwd(), env=env)
-        log.close()
+        with open(log_dir / f'{self.job.label}.log', 'w') as log:
+            self.proc = subprocess.Popen([sys.executable, '-m', 'repseg.benchmark.worker', json.dumps(payload)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                                         cwd=os.getcwd(), env=env)
         reply = self._receive()
         if reply.get('ready'):
             self.info.update({k: v for k, v in reply.items() if k != 'ready'})
@@ -63,7 +62,7 @@ class Worker:
         try:
             self.proc.stdin.write(json.dumps(message) + '\n')
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except OSError:  # BrokenPipeError included
             self.fail('worker died')
             return {}
         reply = self._receive()
@@ -81,18 +80,13 @@ class Worker:
 
     def close(self) -> None:
         if self.proc and self.proc.poll() is None:
-            try:
+            with suppress(OSError):
                 self.proc.stdin.close()
-            except OSError:
-                pass
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-BACKBONE_CHOICES = ('auto', 'all', 'none')
 
 
 def plan_jobs(configs: Sequence[str], runtimes: Sequence[str], backbone: str = 'auto') -> List[Job]:
@@ -104,11 +98,11 @@ def plan_jobs(configs: Sequence[str], runtimes: Sequence[str], backbone: str = '
     if backbone not in BACKBONE_CHOICES:
         raise ValueError(f'backbone={backbone!r}: expected one of {", ".join(BACKBONE_CHOICES)}')
     specs = expand_specs(list(configs))
-    deploy = [s.config for s in specs if s.form == 'deploy']
+    deploy = [config for config, form in specs if form == 'deploy']
     measured = {'auto': deploy[:1], 'all': deploy, 'none': []}[backbone]
     own = {'train': ['eager'], QUANTIZED_FORM: ['openvino']}  # a quantized folder runs in its own runtime only
-    jobs = [Job('model', s.config, s.form, runtime, 'model')
-            for s in specs for runtime in own.get(s.form, runtimes)]
+    jobs = [Job('model', config, form, runtime, 'model') for config, form in specs
+            for runtime in own.get(form, runtimes)]
     jobs += [Job('model', config, 'deploy', runtime, 'backbone') for config in measured for runtime in runtimes]
     jobs.append(Job('ceiling'))
     return jobs
@@ -243,12 +237,9 @@ def _add_ratios(recs: List[Dict[str, Any]]) -> None:
 def _check_args(shape, batch, repeats, device, warmup) -> None:
     if len(shape) != 2 or any(int(s) < 33 for s in shape):
         raise ValueError(f'shape={tuple(shape)}: expected H W, each at least 33')
-    if batch < 1:
-        raise ValueError(f'batch={batch}: expected at least 1')
-    if repeats < 1:
-        raise ValueError(f'repeats={repeats}: expected at least 1')
-    if warmup < 1:
-        raise ValueError(f'warmup={warmup}: expected at least 1')
+    for name, value in (('batch', batch), ('repeats', repeats), ('warmup', warmup)):
+        if value < 1:
+            raise ValueError(f'{name}={value}: expected at least 1')
     if device not in ('cpu', 'cuda') and not device.startswith('cuda:'):
         raise ValueError(f'device={device!r}: expected cpu or cuda')
     if device.startswith('cuda'):

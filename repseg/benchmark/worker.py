@@ -1,9 +1,7 @@
-"""Child process that holds one measured model (or the conv ceiling) and answers timing requests.
-
-One process per model and runtime, so that peak memory is that model's alone and models never share caches or
-allocator state; the parent keeps them all alive and interleaves their timed calls. Protocol: the job is one JSON
-argument; replies are JSON lines on the original stdout (everything printed by libraries goes to stderr, the log);
-requests are JSON lines on stdin: {"cmd": "time", "n": N} and {"cmd": "finish"}.
+"""Child process that holds one measured model (or the conv ceiling) and answers timing requests: one per model and
+runtime, so that peak memory is that model's alone and models never share caches or allocator state. The job is one
+JSON argument; requests ({"cmd": "time", "n": N}, {"cmd": "finish"}) are JSON lines on stdin, replies JSON lines on
+the original stdout (everything libraries print goes to stderr, the log).
 """
 import json
 import os
@@ -23,19 +21,6 @@ from .memory import PeakMemory
 from .models import QUANTIZED_FORM, count_params, load_quantized, seeded_segmentor, to_form, weight_mb
 
 
-def _setup_torch(threads: int, device: str, seed: int) -> None:
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # random-weight nets can produce denormals, which would make CPU timings lie
-    torch.manual_seed(seed)
-    if device.startswith('cuda'):
-        torch.backends.cudnn.benchmark = True
-
-
-def _make_input(job: Dict[str, Any]):
-    gen = torch.Generator().manual_seed(job['seed'] + 1)
-    return torch.randn(job['batch'], 3, *job['shape'], generator=gen).to(job['device'])
-
-
 def _parity(name: str, output, reference, judged: bool = True) -> Dict[str, Any]:
     """The logit rule of ``compare_logits`` (argmax agreement recorded, not judged: the benchmark's random inputs
     are small and have near-ties, where one flipped pixel is already 0.02%); ``judged=False`` records only."""
@@ -46,9 +31,15 @@ def setup_model(job: Dict[str, Any]):
     """Build, convert, count, check parity and warm up; returns (run, x, info)."""
     device = job['device']
     int8 = job['runtime'] == INT8_RUNTIME
-    x = _make_input(job)
-    if job['form'] == QUANTIZED_FORM:
-        return _setup_quantized(job, x)
+    x = torch.randn(job['batch'], 3, *job['shape'], generator=torch.Generator().manual_seed(job['seed'] + 1))
+    x = x.to(device)
+    if job['form'] == QUANTIZED_FORM:  # a tools/quantize.py folder as written, no parity (see its quantization.json)
+        segmentor = load_quantized(job['config'])
+        run = SegLogits(segmentor).eval()
+        with torch.inference_mode():
+            for _ in range(max(1, job['warmup'])):
+                run(x)
+        return run, x, {'weight_mb': segmentor.network.weights.numel() / 2**20}
     segmentor = seeded_segmentor(job['config'], job['seed']).to(device)
     info: Dict[str, Any] = {}
     train_out = None
@@ -91,28 +82,7 @@ def setup_model(job: Dict[str, Any]):
     return run, x, info
 
 
-def _setup_quantized(job: Dict[str, Any], x):
-    """A tools/quantize.py folder, measured as written (its IR and OpenVINO, no conversion, no parity: its accuracy
-    is in its quantization.json)."""
-    segmentor = load_quantized(job['config'])
-    run = SegLogits(segmentor).eval()
-    info = {'weight_mb': segmentor.network.weights.numel() / 2**20}
-    with torch.inference_mode():
-        for _ in range(max(1, job['warmup'])):
-            run(x)
-    return run, x, info
-
-
 CEILING_TURN_S = 0.25
-
-
-def _repeated(fn, n: int):
-    """``fn`` called ``n`` times; the reply divides by ``n`` (see ``main``)."""
-    def run():
-        for _ in range(n):
-            fn()
-    run.calls = n
-    return run
 
 
 def _reply(proto: TextIO, message: Dict[str, Any]) -> None:
@@ -126,21 +96,30 @@ def main() -> None:
     os.dup2(2, 1)  # library prints (Python or C) go to the log, never into the protocol
     sys.stdout = sys.stderr
     job = json.loads(sys.argv[1])
+    device = job['device']
     try:
-        _setup_torch(job['threads'], job['device'], job['seed'])
+        torch.set_num_threads(job['threads'])
+        torch.set_flush_denormal(True)  # random-weight nets can produce denormals, which would make CPU timings lie
+        torch.manual_seed(job['seed'])
+        if device.startswith('cuda'):
+            torch.backends.cudnn.benchmark = True
         if job['kind'] == 'ceiling':
-            fns, gmacs = build_ceiling(tuple(job['shape']), job['batch'], job['device'])
-            inner = {}
-            with torch.inference_mode():
-                for name, fn in fns.items():
-                    first = min(timed_calls(fn, max(2, job['warmup']), job['device']))
-                    inner[name] = max(1, round(CEILING_TURN_S / first))  # one conv is short: time several per turn
-            fns = {name: _repeated(fn, inner[name]) for name, fn in fns.items()}
-            info = {'gmacs': gmacs, 'calls_per_turn': inner}
+            fns, gmacs = build_ceiling(tuple(job['shape']), job['batch'], device)
+            with torch.inference_mode():  # one conv is short: time several per turn
+                calls = {name: max(1, round(CEILING_TURN_S / min(timed_calls(fn, max(2, job['warmup']), device))))
+                         for name, fn in fns.items()}
+
+            def repeated(fn, k):
+                def run():
+                    for _ in range(k):
+                        fn()
+                return run
+            fns = {name: repeated(fn, calls[name]) for name, fn in fns.items()}
+            info = {'gmacs': gmacs, 'calls_per_turn': calls}
         else:
             run, x, info = setup_model(job)
-            fns = {'model': lambda: run(x)}
-        memory = PeakMemory(job['device'])
+            fns, calls = {'model': lambda: run(x)}, {'model': 1}
+        memory = PeakMemory(device)
         memory.start()
         _reply(proto, {'ready': True, **info})
     except Exception as err:  # report to the parent, which records it and goes on with the other models
@@ -150,7 +129,7 @@ def main() -> None:
         request = json.loads(line)
         if request['cmd'] == 'time':
             with torch.inference_mode():
-                _reply(proto, {name: [t / getattr(fn, 'calls', 1) for t in timed_calls(fn, request['n'], job['device'])]
+                _reply(proto, {name: [t / calls[name] for t in timed_calls(fn, request['n'], device)]
                                for name, fn in fns.items()})
         elif request['cmd'] == 'finish':
             _reply(proto, memory.stop())

@@ -1,11 +1,8 @@
 """ONNX export of a deploy-form segmentor, checked against PyTorch in ONNX Runtime and timed side by side.
 
-The graph is the EncoderDecoder's 'tensor' mode (``repseg.models.SegLogits``): input ``input`` is the
-*preprocessed* 1x3xHxW float image (mean/std normalized, RGB when the config's ``bgr_to_rgb``; both stored in the
-model's metadata), output ``logits`` is 1xCx(H/8)x(W/8), the decode head's logits *not* upsampled, unless
-``upsample=True`` (then bilinear to HxW with the head's ``align_corners``, as mmseg's test step does). Shapes are
-static. The exporter and the session options are the ``onnxruntime`` runtime's (``repseg.runtime.onnx``), so the
-file runs as fast as that runtime and the timings here are that runtime's.
+The graph is ``repseg.models.SegLogits``: input ``input`` is the *preprocessed* 1x3xHxW image (mean/std and
+``bgr_to_rgb`` stored in the model's metadata), output ``logits`` the decode head's 1xCx(H/8)x(W/8) logits, bilinear
+to HxW with ``upsample=True``. Static shapes; exporter and session options are the ``onnxruntime`` runtime's.
 """
 import copy
 from dataclasses import dataclass

@@ -5,20 +5,18 @@ their BNs (running statistics, detached)::
 
     sum(K3^2) - sum(K3c^2) + sum((K3c * t3 + K1 * t1)^2 / (t3^2 + t1^2)),    K3c = K3[:, :, 1:2, 1:2]
 
-The ring of the 3x3 kernel gets the ordinary L2. The centre taps of both branches fuse into one centre tap of the
-deploy kernel, E = K3c * t3 + K1 * t1, and that is what is penalized; E^2 / (t3^2 + t1^2) is the smallest
-K3c^2 + K1^2 that yields E (Cauchy-Schwarz, reached at (K3c, K1) proportional to (t3, t1)), so the coefficient keeps
-the scale of an ordinary weight decay. The official repository recommends it for quantization; its README later
-calls it deprecated.
+The ring of the 3x3 kernel gets the ordinary L2; the centre taps of both branches fuse into the deploy kernel's
+centre tap E = K3c * t3 + K1 * t1, and E^2 / (t3^2 + t1^2) is the smallest K3c^2 + K1^2 that yields E
+(Cauchy-Schwarz), so the coefficient keeps the scale of an ordinary weight decay. The official repository
+recommends it for quantization; its README later calls it deprecated.
 
-The official term leaves the identity branch out (official issue #99): the deploy kernel's centre tap is really
-E + tid * I, with tid = gamma / sqrt(var + eps) of the identity BN (detached) and I the identity kernel's centre
-(1 at [i, i % (in / groups)]). ``identity=True`` penalizes that tap instead, (E + tid * I)^2 / (t3^2 + t1^2): it
-pulls the whole fused centre tap towards zero, where the official term pulls the branches' part to zero and so the
-fused diagonal towards tid, which is the identity BN's scale that QARepVGG blames for int8 outliers.
+The official term leaves the identity branch out (official issue #99): the fused centre tap is really E + tid * I
+(tid the identity BN's scale, detached; I the identity kernel's centre). ``identity=True`` penalizes
+(E + tid * I)^2 / (t3^2 + t1^2), pulling the whole fused tap towards zero, where the official term pulls it towards
+tid, the identity BN's scale that QARepVGG blames for int8 outliers.
 
-Only blocks whose 3x3 and 1x1 branches both carry a BN are covered (RepVGG and RepVGGplus in train form). QARepVGG
-blocks are not: their 1x1 branch has no BN, and their paper trains them with the ordinary weight decay.
+Covered: blocks whose 3x3 and 1x1 branches both carry a BN (RepVGG, RepVGGplus in train form); not QARepVGG (no BN
+on its 1x1 branch; its paper trains it with the ordinary weight decay).
 """
 import logging
 import weakref
@@ -43,16 +41,11 @@ def _bn_scale(bn: _BatchNorm) -> Tensor:
     return bn_scale_shift(bn)[0].detach().reshape(-1, 1, 1, 1)
 
 
-def is_covered(module: nn.Module) -> bool:
-    """A train-form RepVGG block with BNs on both conv branches (not deploy-form, not QARepVGG)."""
-    return (isinstance(module, RepVGGBlock) and not module.deploy
-            and isinstance(getattr(module.rbr_dense, 'bn', None), _BatchNorm)
-            and isinstance(getattr(module.rbr_1x1, 'bn', None), _BatchNorm))
-
-
 def covered_blocks(model: nn.Module) -> Iterator[Tuple[str, RepVGGBlock]]:
-    """(name, block) for every block of ``model`` that the custom L2 covers."""
-    return ((name, module) for name, module in model.named_modules() if is_covered(module))
+    """(name, block) for every train-form RepVGG block of ``model`` with BNs on both conv branches."""
+    return ((name, m) for name, m in model.named_modules() if isinstance(m, RepVGGBlock) and not m.deploy
+            and isinstance(getattr(m.rbr_dense, 'bn', None), _BatchNorm)
+            and isinstance(getattr(m.rbr_1x1, 'bn', None), _BatchNorm))
 
 
 def covered_kernels(model: nn.Module) -> Dict[str, nn.Parameter]:
@@ -92,11 +85,8 @@ def custom_l2(model: nn.Module, identity: bool = False) -> Tensor:
 
 
 class CustomL2Loss:
-    """Forward hook that adds ``loss_custom_l2 = coefficient * 0.5 * custom_l2(model)`` to a segmentor's losses.
-
-    It acts on ``forward(..., mode='loss')`` only, the call mmengine's ``train_step`` makes (plain or under DDP),
-    so the term is part of the optimized total and logged under its own key; predictions are untouched.
-    """
+    """Forward hook adding ``loss_custom_l2 = coefficient * 0.5 * custom_l2(model)`` to the losses of
+    ``forward(..., mode='loss')``, the call mmengine's ``train_step`` makes (plain or under DDP)."""
 
     def __init__(self, coefficient: float, identity: bool = False):
         self.coefficient, self.identity = float(coefficient), bool(identity)
@@ -125,25 +115,16 @@ def add_custom_l2_loss(model: nn.Module, coefficient: float, identity: bool = Fa
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class CustomL2OptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """The official ``--custwd`` as an mmengine optim-wrapper constructor: one config line turns it on::
+    """The official ``--custwd`` as an mmengine optim-wrapper constructor:
+    ``optim_wrapper = dict(constructor='CustomL2OptimWrapperConstructor')``.
 
-        optim_wrapper = dict(constructor='CustomL2OptimWrapperConstructor')
-
-    Why a constructor: the weight-decay half must exist when the optimizer's parameter groups are made (the LR
-    schedulers record them right after), and the constructor is the one place mmengine's Runner gives both the
-    model and the optimizer settings, so both halves are switched on together or not at all:
-
-    - the kernels the term covers (``rbr_dense.conv.weight`` and ``rbr_1x1.conv.weight`` of every covered block)
-      get ``weight_decay=0``; every other parameter gets what ``DefaultOptimWrapperConstructor`` gives it under
-      the same ``paramwise_cfg`` (``custom_keys``, ``norm_decay_mult``, ... keep working);
-    - the segmentor's ``loss`` mode returns ``loss_custom_l2 = coefficient * 0.5 * custom_l2(model)`` beside the
-      decode and auxiliary losses (a forward hook, ``CustomL2Loss``): summed into the total by ``parse_losses`` and
-      logged under its own key.
-
-    Options go, as mmengine constructors take them, in ``paramwise_cfg``:
-    ``paramwise_cfg=dict(custom_l2=dict(coefficient=1e-4, identity=False))``. ``coefficient`` defaults to the
-    optimizer's ``weight_decay``, as the official ``--custwd`` used it; ``identity=True`` is the corrected term of
-    official issue #99 (module docstring). The term is an L2 loss, coupled to the gradient as SGD's weight decay is.
+    A constructor, because the weight-decay half must exist when the parameter groups are made (the LR schedulers
+    record them right after), and it is the one place the Runner gives both the model and the optimizer settings,
+    so both halves are on together or not at all: the covered kernels get ``weight_decay=0`` (every other parameter
+    what ``DefaultOptimWrapperConstructor`` gives it), and the ``loss`` mode returns ``loss_custom_l2`` beside the
+    decode and auxiliary losses (``CustomL2Loss``). Options: ``paramwise_cfg=dict(custom_l2=dict(coefficient=1e-4,
+    identity=False))``; ``coefficient`` defaults to the optimizer's ``weight_decay``, as the official ``--custwd``
+    used it; ``identity=True`` is the corrected term of official issue #99 (module docstring).
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):

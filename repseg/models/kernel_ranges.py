@@ -1,21 +1,16 @@
 """Per-layer range diagnostics of fused (deploy) kernels: why a re-parameterized net loses accuracy in int8.
 
-A symmetric int8 weight quantizer spends its 255 levels on ``[-max|w|, max|w|]``: a kernel whose largest weight is
-many standard deviations out (an outlier) leaves the bulk of its weights a few levels. RepVGG's fusion adds the
-identity branch's BN scale ``gamma / sqrt(var + eps)`` to one centre tap per output channel; after a ReLU, near-dead
-input channels have tiny variances and so huge scales (QARepVGG, Chu et al.), hence outliers that per-tensor
-quantization (one scale per layer) cannot absorb and per-channel quantization only partly can.
+A symmetric int8 weight quantizer spends its 255 levels on ``[-max|w|, max|w|]``. RepVGG's fusion adds the identity
+BN's scale ``gamma / sqrt(var + eps)`` to one centre tap per output channel; near-dead input channels (after a ReLU)
+have tiny variances and so huge scales (QARepVGG, Chu et al.): outliers that leave the bulk of the weights a few
+levels, which per-tensor quantization cannot absorb and per-channel quantization only partly can.
 
-Figures per layer: ``max|w| / std`` of the whole kernel and per output channel (worst and median channel), how far
-the widest channel's range is above the median channel's (what a per-tensor scale must cover), and the int8 weight
-error of symmetric quantization with one scale per tensor and one per output channel: the median over output
-channels of ``||W_c - Q(W)_c|| / ||W_c||`` (a typical channel's loss; a norm over the whole kernel would be
-dominated by the outlier itself and hide what happens to the rest).
-For a train-form segmentor, ``branch_ranges`` also says which branch (3x3, 1x1, identity) sets each block's range:
-it reads the blocks' ``branches()``, the same terms the conversion sums.
+The int8 errors are the median over output channels of ``||W_c - Q(W)_c|| / ||W_c||``: a typical channel's loss (a
+norm over the whole kernel would be dominated by the outlier itself).
 """
 import copy
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Mapping
 
@@ -100,8 +95,6 @@ def kernel_ranges(kernels: Mapping[str, Tensor]) -> List[KernelRange]:
 
 def summarize(ranges: List[KernelRange]) -> Dict[str, Any]:
     """Worst layer and median over layers of each figure."""
-    if not ranges:
-        raise ValueError('no kernels to summarize')
     out: Dict[str, Any] = {'layers': len(ranges)}
     for key in ('max_over_std', 'channel_max_over_std_worst', 'channel_range_spread', 'int8_error_per_tensor',
                 'int8_error_per_channel'):
@@ -154,9 +147,7 @@ def format_report(report: Dict[str, Any], top: int = 10) -> str:
             lines.append(f'{key}: median {value["median"]:.4g}, worst {value["worst"]:.4g} ({value["worst_layer"]})')
     branches = report.get('branches', [])
     if branches:
-        counts: Dict[str, int] = {}
-        for block in branches:
-            counts[block['largest_at_max']] = counts.get(block['largest_at_max'], 0) + 1
+        counts = Counter(block['largest_at_max'] for block in branches)
         lines.append("branch setting each block's largest fused weight: "
                      + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())) + f' (of {len(branches)} blocks)')
     return '\n'.join(lines)

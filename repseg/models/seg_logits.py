@@ -5,12 +5,10 @@ from torch import Tensor, nn
 
 
 class SegLogits(nn.Module):
-    """``segmentor(x, mode='tensor')``: backbone (+ neck) + decode head on a preprocessed N x 3 x H x W batch, the
-    decode head's logits; with ``resize`` bilinearly resized to the input size, as ``decode_head.predict`` does at
-    test time. Works for every segmentor whose ``_forward`` is the deployed network (``EncoderDecoder``, RepSeg's
-    OpenVINO and QAT segmentors). The auxiliary head (training only) and the data preprocessor (mean/std, the same
-    for every model) are not part of it. ``part='backbone'``: the backbone's last output alone (what the benchmark
-    compares with the 3x3-conv ceiling)."""
+    """``segmentor(x, mode='tensor')``, the decode head's logits on a preprocessed N x 3 x H x W batch (no auxiliary
+    head, no data preprocessor); with ``resize`` bilinearly resized to the input size, as ``decode_head.predict``
+    does at test time. For every segmentor whose ``_forward`` is the deployed network (``EncoderDecoder``, RepSeg's
+    OpenVINO and QAT segmentors). ``part='backbone'``: the backbone's last output alone (the benchmark's)."""
 
     def __init__(self, segmentor: nn.Module, resize: bool = True, part: str = 'model'):
         super().__init__()

@@ -1,11 +1,9 @@
 """The one ONNX exporter: what ``tools/export_onnx.py`` writes and what the ``onnxruntime`` runtime runs.
 
-Export uses torch's TorchScript-based exporter (opset 17, static shape) after ``specialize_adaptive_pools``: PSP's
-adaptive pooling on maps whose size is not a multiple of the bins becomes two constant matmuls, exact for the one
-input size, which both exporters otherwise refuse or export slowly. The session uses every graph optimization of
-ONNX Runtime's CPU provider (conv + activation fusion, NCHWc layouts), which was the fastest fp32 runtime on the
-CPUs measured (docs/benchmark.md), as many intra-op threads as PyTorch uses, and no memory arena (activations are
-freed after each run, as PyTorch does, so peak memory is comparable).
+TorchScript-based export (opset 17, static shape) after ``specialize_adaptive_pools`` (PSP's adaptive pooling, which
+the exporters otherwise refuse or export slowly). The session: every graph optimization of ONNX Runtime's CPU
+provider, as many intra-op threads as PyTorch uses, no memory arena (activations freed after each run, as PyTorch
+does, so peak memory is comparable).
 """
 import io
 from typing import Any, Dict, Optional
@@ -50,7 +48,6 @@ def onnx_bytes(module: nn.Module, example: Tensor, metadata: Optional[Dict[str, 
 
 
 def ort_session(data: bytes, threads: Optional[int] = None) -> Any:
-    """An ONNX Runtime CPU session for the serialized model ``data`` with the options in the module docstring."""
     ort = require_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -76,6 +73,5 @@ class OnnxRuntimeNetwork:
 
 
 def prepare_onnxruntime(model: nn.Module, example: Tensor) -> OnnxRuntimeNetwork:
-    """Export ``model`` at ``example``'s shape and open it in ONNX Runtime."""
     require_onnxruntime()
     return OnnxRuntimeNetwork(ort_session(onnx_bytes(model, example)), tuple(example.shape))

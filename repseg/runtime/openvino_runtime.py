@@ -1,13 +1,9 @@
 """OpenVINO: conversion of a ``Tensor -> Tensor`` PyTorch module, IR bytes in and out, and a compiled callable.
 
-Converted straight from PyTorch (``openvino.convert_model`` traces the module with an example input) rather than
-through the project's ONNX export: the trace keeps PSP's adaptive pooling and the resizes as shape-generic ops, so
-one IR takes any N and H x W (whole images and sliding windows alike), it converts in seconds (the dynamo ONNX
-exporter takes much longer and is static), and it matches eager fp32 to a few 1e-6 x max|logit|.
-
-The CPU plugin runs fp32 models in bf16 by itself where the CPU has AVX512_BF16 or AMX; ``INFERENCE_PRECISION_HINT``
-is pinned to f32 so that an 'fp32' row is fp32 (int8 layers stay int8; only the layers left in float are affected).
-Threads: as many as PyTorch uses, latency mode (one stream), as the other runtimes.
+Converted straight from PyTorch (``openvino.convert_model`` traces the module), not through the ONNX export: the
+trace keeps PSP's adaptive pooling and the resizes shape-generic, so one IR takes any N and H x W, and it converts
+in seconds. ``INFERENCE_PRECISION_HINT`` is pinned to f32: the CPU plugin otherwise runs fp32 models in bf16 by
+itself where the CPU has AVX512_BF16 or AMX.
 """
 import os
 import tempfile
@@ -36,7 +32,7 @@ def openvino_version() -> str:
 
 
 def compile_options(threads: Optional[int] = None, precision: str = 'f32') -> Dict[str, Any]:
-    """CPU plugin options: fp32 pinned (no automatic bf16), ``threads`` (default PyTorch's), latency mode."""
+    """CPU plugin options: fp32 pinned, ``threads`` (default PyTorch's), latency mode (one stream)."""
     return {'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': int(threads or torch.get_num_threads()),
             'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': 1}
 
@@ -67,10 +63,8 @@ def read_ir(xml: bytes, weights: bytes) -> Any:
 
 
 class OpenVINONetwork:
-    """A compiled OpenVINO model as a ``Tensor -> Tensor`` callable (first output, on the CPU, float32).
-
-    ``model`` is kept (the uncompiled ``openvino.Model``) for re-quantization and for writing the IR.
-    """
+    """A compiled OpenVINO model as a ``Tensor -> Tensor`` callable (first output, on the CPU, float32); ``model``
+    (the uncompiled ``openvino.Model``) is kept for re-quantization and for writing the IR."""
 
     def __init__(self, model: Any, threads: Optional[int] = None, precision: str = 'f32', compiled: Any = None):
         ov = require_openvino()
@@ -90,5 +84,4 @@ class OpenVINONetwork:
 
 
 def prepare_openvino(model: nn.Module, example: Tensor) -> OpenVINONetwork:
-    """fp32 OpenVINO (see the module docstring); shape-generic, so ``example`` only serves the trace."""
     return OpenVINONetwork(convert_module(model, example))

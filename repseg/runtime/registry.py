@@ -1,13 +1,8 @@
-"""The deploy runtimes: a small registry of what can run a segmentor's network, and for which models.
+"""The deploy runtimes, and for which models: eager PyTorch (the reference, any device), ONNX Runtime (the fastest
+fp32 runtime on the CPUs measured) and OpenVINO (also the runtime of the int8 folders). TorchScript, channels-last,
+the oneDNN Graph fuser and Inductor were retired: slower on every CPU measured (docs/benchmark.md).
 
-Each runtime turns an eval-mode ``Tensor -> Tensor`` module (``repseg.models.SegLogits``) into a callable computing
-the same logits (within ``repseg.utils.LOGIT_RTOL``). Kept: eager PyTorch (the reference, any device), ONNX Runtime
-(the fastest fp32 runtime on the CPUs measured so far) and OpenVINO (fp32 pinned; the runtime of the int8 folders).
-TorchScript, channels-last, the oneDNN Graph fuser and Inductor were retired: slower than these on every CPU
-measured (docs/benchmark.md).
-
-Forms: 'train' and 'deploy' (RepVGG segmentors), 'baseline' (other float segmentors), 'int8' (a folder written by
-tools/quantize.py, which runs in OpenVINO whatever is asked; eager leaves it as it is).
+Forms: 'train' and 'deploy' (RepVGG), 'baseline' (other float segmentors), 'int8' (a tools/quantize.py folder).
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Iterable, List, Optional
@@ -33,13 +28,9 @@ class Runtime:
     shape_generic: bool
 
 
-def _prepare_eager(model: nn.Module, example: Tensor) -> Runner:
-    return model
-
-
 _FLOAT = frozenset({'train', 'deploy', 'baseline'})
 RUNTIMES: Dict[str, Runtime] = {r.name: r for r in (
-    Runtime('eager', _prepare_eager, frozenset(FORMS), frozenset({'cpu', 'cuda'}), shape_generic=True),
+    Runtime('eager', lambda model, example: model, frozenset(FORMS), frozenset({'cpu', 'cuda'}), shape_generic=True),
     Runtime('onnxruntime', prepare_onnxruntime, _FLOAT, frozenset({'cpu'}), shape_generic=False),
     Runtime('openvino', prepare_openvino, _FLOAT | {'int8'}, frozenset({'cpu'}), shape_generic=True),
 )}
@@ -65,10 +56,9 @@ def check_runtimes(names: Iterable[str], extra: Iterable[str] = ()) -> List[str]
 
 
 def prepare(model: nn.Module, runtime: str, example_input: Optional[Tensor] = None) -> Runner:
-    """A callable ``images -> logits`` running the eval-mode ``model`` (a ``Tensor -> Tensor`` module such as
-    ``repseg.models.SegLogits``) in ``runtime``. ``example_input`` fixes the shape of runtimes that are not
-    shape-generic and serves the trace of the others; call the result under ``torch.inference_mode()``. The model
-    may be changed (shape-specialized); keep using the returned callable."""
+    """A callable ``images -> logits`` running the eval-mode ``Tensor -> Tensor`` ``model`` in ``runtime``, to call
+    under ``torch.inference_mode()``. ``example_input`` fixes the shape of static-shape runtimes and serves the
+    trace of the others; the model may be changed (shape-specialized)."""
     spec = get_runtime(runtime)
     if runtime == 'eager':
         return model.eval()

@@ -1,10 +1,8 @@
-"""Exact, shape-specialized rewrites that let exporters and graph compilers take the whole model.
+"""Exact, shape-specialized rewrites that let exporters take the whole model.
 
 PSPNet's pyramid pooling uses ``AdaptiveAvgPool2d`` with bins (1, 2, 3, 6) on maps such as 90x90 whose size is not
-a multiple of the bin count; the ONNX exporter and TorchScript's oneDNN path refuse that case. For a fixed input
-size the pooling is a linear map per axis, so it is replaced by two matmuls with constant averaging matrices:
-the same bins PyTorch uses (start = floor(i * n / k), end = ceil((i + 1) * n / k)), the same result up to float
-rounding.
+a multiple of the bin count, which the ONNX exporter refuses. For a fixed input size the pooling is a linear map per
+axis: two matmuls with constant averaging matrices over PyTorch's bins, the same result up to float rounding.
 """
 from typing import Dict, List, Tuple
 
@@ -13,7 +11,7 @@ from torch import Tensor, nn
 
 
 def averaging_matrix(size: int, bins: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """(bins, size) matrix whose row i averages PyTorch's adaptive-pooling window i."""
+    """(bins, size) matrix whose row i averages PyTorch's adaptive-pooling window i, [floor(i n/k), ceil((i+1) n/k))."""
     matrix = torch.zeros(bins, size, dtype=dtype)
     for i in range(bins):
         start, end = (i * size) // bins, -((-(i + 1) * size) // bins)

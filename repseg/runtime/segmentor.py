@@ -21,14 +21,11 @@ def segmentor_form(segmentor: nn.Module) -> str:
 
 
 def with_runtime(segmentor: nn.Module, runtime: str = 'eager') -> nn.Module:
-    """Route ``segmentor.encode_decode`` (the network on one image or one sliding window) through ``runtime``.
-
-    Everything around it, data preprocessing, sliding windows, resizing to the image and argmax, stays
-    MMSegmentation's. Runtimes with static shapes are prepared once per input shape (one shape per window size
-    with ``mode='slide'``), shape-generic ones once. A runtime that does not serve the segmentor's form or device is
-    refused here, before any image is read. Returns ``segmentor``, changed in place; 'eager' leaves it untouched,
-    and so does any runtime an int8 folder's segmentor allows (it runs in its own OpenVINO network).
-    """
+    """Route ``segmentor.encode_decode`` (the network on one image or one sliding window) through ``runtime``;
+    preprocessing, sliding windows, resizing and argmax stay MMSegmentation's. Static-shape runtimes are prepared once
+    per input shape. A runtime that does not serve the segmentor's form or device is refused before any image is
+    read. Returns ``segmentor``, changed in place; 'eager' leaves it untouched, as does any runtime for an int8
+    folder's segmentor (it runs in its own OpenVINO network)."""
     spec = get_runtime(runtime)
     form = segmentor_form(segmentor)
     if form not in spec.forms:

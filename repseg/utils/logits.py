@@ -1,17 +1,13 @@
-"""Whether two networks compute the same thing: logit differences and argmax agreement.
-
-One rule everywhere (deploy conversion, runtimes, ONNX and OpenVINO export, the benchmark): the largest absolute
-logit difference may be at most ``LOGIT_RTOL`` times the largest reference logit (logits scale with the weights, so
-a relative bound is the meaningful default), and the argmax must agree on ``MIN_AGREEMENT`` of the pixels.
+"""Whether two networks compute the same thing, one rule everywhere (deploy conversion, runtimes, exports, the
+benchmark): max |logit difference| at most ``LOGIT_RTOL`` times max |reference logit| (logits scale with the weights,
+so a relative bound is the meaningful default), argmax agreement on at least ``MIN_AGREEMENT`` of the pixels.
 """
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
-#: Largest logit difference allowed between two forms of one model, relative to max |reference logit|.
 LOGIT_RTOL = 1e-4
-#: Smallest argmax agreement (fraction of pixels) allowed between two forms of one model.
 MIN_AGREEMENT = 0.9999
 
 

@@ -66,8 +66,7 @@ def table_name(arch: str) -> str:
 
 
 def resolve_arch(arch: Union[str, dict]) -> dict:
-    """Return the arch settings for a name ('B2' or the official 'RepVGG-B2', 'RepVGGplus-L2pse') or validate a
-    custom dict."""
+    """The arch settings of a name ('B2', 'RepVGG-B2', 'RepVGGplus-L2pse'), or a custom dict validated."""
     if isinstance(arch, str):
         return dict(ARCH_SETTINGS[table_name(arch)])
     if not isinstance(arch, dict):
@@ -112,9 +111,7 @@ def block_specs(arch: dict, in_channels: int, strides: Sequence[int], dilations:
     for stage, (count, cout) in enumerate(zip(counts, channels)):
         stage_specs = []
         for i in range(count):
-            dilation = dilations[stage]
-            if fast and total - layer > FAST_DILATED_BLOCKS:
-                dilation = 1
+            dilation = 1 if fast and total - layer > FAST_DILATED_BLOCKS else dilations[stage]
             stage_specs.append(BlockSpec(cin, cout, strides[stage] if i == 0 else 1, dilation,
                                          groups_map.get(layer, 1), bool(arch['use_se']), bool(arch['use_post_se'])))
             cin, layer = cout, layer + 1

@@ -1,18 +1,10 @@
 """The quantization-friendly RepVGG block (QARepVGG, Chu et al., AAAI 2024).
 
-RepVGG's identity BN gives near-dead channels huge per-channel scales (up to about 1477 in the paper's analysis) and
-the fused kernel inherits them, which is what int8 post-training quantization cannot represent. QARepVGG removes the
-BN from the identity and the 1x1 branches and puts one BN after the sum, so the fused kernel's scale is that of a
-single, ordinary BN.
-
-A sibling of ``RepVGGBlock`` (both are ``ReparamBlock``\\ s): its deploy form is the same, one biased 3x3
-``rbr_reparam`` conv with the post-sum BN folded in, with identical state-dict keys. Train-time keys follow YOLOv6's
-``QARepVGGBlock``: ``rbr_dense.{conv,bn}``, ``rbr_1x1.weight`` (a bare conv), ``bn`` (the post-sum BN); the
-identity has no parameters.
-
-One deliberate difference from YOLOv6: there, SE sits between the sum and the BN and the BN stays in the deploy form
-(for quantization-aware training). Here the BN comes first and SE acts, as in RepVGGBlock, on the pre-activation
-before the ReLU, so that the BN folds into the conv exactly and the deploy form is one conv.
+RepVGG's identity BN gives near-dead channels huge per-channel scales (up to about 1477 in the paper's analysis),
+which the fused kernel inherits and int8 cannot represent. QARepVGG drops the BN of the identity and 1x1 branches and
+puts one BN after the sum. Deploy form and keys are RepVGGBlock's; train-time keys follow YOLOv6's ``QARepVGGBlock``
+(``rbr_dense.{conv,bn}``, ``rbr_1x1.weight``, ``bn``). Unlike YOLOv6 (SE between the sum and a BN kept in the deploy
+form), the BN comes first and SE acts on the pre-activation, so that the BN folds into the conv exactly.
 """
 import torch
 import torch.nn as nn
@@ -24,11 +16,8 @@ from .reparam_block import Branches, ReparamBlock
 
 
 class QARepVGGBlock(ReparamBlock):
-    """ReLU(SE(BN_post(BN(conv3x3 x) + conv1x1 x + x))) in training, ReLU(SE(conv3x3' x)) after ``switch_to_deploy``.
-
-    Takes RepVGGBlock's constructor arguments; ``use_post_se`` (RepVGGplus) adds its SE after the ReLU, untouched by
-    the fusion.
-    """
+    """ReLU(SE(BN_post(BN(conv3x3 x) + conv1x1 x + x))) in training, ReLU(SE(conv3x3' x)) after ``switch_to_deploy``;
+    ``use_post_se`` (RepVGGplus) adds its SE after the ReLU."""
 
     TRAIN_MODULES = ('rbr_identity', 'rbr_dense', 'rbr_1x1', 'bn')
 

@@ -1,13 +1,9 @@
 """What every RepVGG-family block shares, and the protocol that converts any of them.
 
 A block is trained with several branches and deployed as one biased 3x3 conv (``rbr_reparam``). The protocol, as in
-timm's ``reparameterize()``, is found by name, not by class: a module is a re-parameterizable block when it has
-``branches()`` (each branch as the (3x3 kernel, bias) pair it contributes in eval mode) and ``switch_to_deploy()``.
-The fused kernel is the sum of the branches, so the diagnostics read exactly what the conversion adds up.
-
-``ReparamBlock`` implements the shared part once: the deploy conv, SE before the ReLU (RepVGG-D2se), post-SE after
-it (RepVGGplus), gradient checkpointing, the sum and the switch. A block family only builds its own train-time
-branches and says how they combine (``RepVGGBlock``, ``QARepVGGBlock``).
+timm's ``reparameterize()``, is found by name, not by class: a module with ``branches()`` (each branch as the (3x3
+kernel, bias) pair it contributes in eval mode) and ``switch_to_deploy()``. The fused kernel is the sum of the
+branches, so the diagnostics read exactly what the conversion adds up.
 """
 from typing import Dict, Optional, Tuple
 
@@ -45,15 +41,14 @@ class SEBlock(nn.Module):
         self.up = nn.Conv2d(channels // reduction, channels, 1, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = F.adaptive_avg_pool2d(x, 1)
-        w = torch.sigmoid(self.up(F.relu(self.down(w))))
-        return x * w
+        return x * torch.sigmoid(self.up(F.relu(self.down(F.adaptive_avg_pool2d(x, 1)))))
 
 
 class ReparamBlock(nn.Module):
     """post_SE(ReLU(SE(pre-activation))), where the pre-activation is the branches' sum in training and one biased 3x3
-    conv after ``switch_to_deploy``. Subclasses build their branches (named in ``TRAIN_MODULES``) when not
-    ``deploy``, in ``build_branches``, and implement ``branch_sum`` and ``branches``."""
+    conv after ``switch_to_deploy``: the deploy conv, SE (RepVGG-D2se), post-SE (RepVGGplus), gradient checkpointing
+    and the switch, once. Subclasses create their train-time branches (named in ``TRAIN_MODULES``) in
+    ``build_branches`` and implement ``branch_sum`` (the train-form pre-activation) and ``branches``."""
 
     #: The attributes that hold train-time branches; ``switch_to_deploy`` deletes them.
     TRAIN_MODULES: Tuple[str, ...] = ()
@@ -91,11 +86,9 @@ class ReparamBlock(nn.Module):
                          self.groups, bias=True)
 
     def build_branches(self, norm_cfg: dict) -> None:
-        """Create the train-time branches (the modules named in ``TRAIN_MODULES``)."""
         raise NotImplementedError
 
     def branch_sum(self, x: Tensor) -> Tensor:
-        """The train-form pre-activation."""
         raise NotImplementedError
 
     def branches(self) -> Branches:
@@ -140,12 +133,9 @@ def is_reparameterizable(module: nn.Module) -> bool:
 
 
 def reparameterize(model: nn.Module) -> nn.Module:
-    """Convert every re-parameterizable block inside ``model`` (a backbone, an EncoderDecoder, anything) in place.
-
-    The fused kernels come from the BN *running* statistics, so the converted model equals the original one in eval
-    mode, also when called on a model in train mode or built with SyncBN. Every other module and tensor is left
-    untouched; already converted blocks are skipped, so a second call is a no-op. Returns ``model``.
-    """
+    """Convert every re-parameterizable block inside ``model`` (a backbone, an EncoderDecoder, anything) in place;
+    other modules are untouched, converted blocks skipped. The BN *running* statistics are fused, so the result equals
+    the original in eval mode, also when called in train mode or with SyncBN. Returns ``model``."""
     for module in list(model.modules()):
         if is_reparameterizable(module):
             module.switch_to_deploy()

@@ -19,16 +19,6 @@ BLOCKS = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}  # the `block` argum
 PRETRAINED_INIT = 'RepSegPretrained'
 
 
-def swap_pretrained_cfg(init_cfg: Union[dict, list, None]) -> list:
-    """The init_cfg list with every ``Pretrained`` entry replaced by one ``PRETRAINED_INIT`` entry, applied last
-    (as mmengine applies Pretrained last); [] when there is no Pretrained entry."""
-    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg] if init_cfg else []
-    pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
-    if not pretrained:
-        return []
-    return [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained'] + [dict(pretrained[-1], type=PRETRAINED_INIT)]
-
-
 @MODELS.register_module()
 class RepVGG(BaseModule):
     """RepVGG (Ding et al., CVPR 2021) and RepVGGplus with dilation support for dense prediction.
@@ -135,12 +125,15 @@ class RepVGG(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        """``init_cfg=dict(type='Pretrained')`` goes through RepSeg's loader (``PRETRAINED_INIT``, registered in
-        mmengine's initializer registry by ``repseg.checkpoint``); other inits as usual."""
-        swapped = swap_pretrained_cfg(self.init_cfg)
-        if not swapped:
+        """``Pretrained`` init_cfg entries go, as one ``PRETRAINED_INIT`` entry applied last (as mmengine applies
+        Pretrained last), through RepSeg's loader (registered by ``repseg.checkpoint``); other inits as usual."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
+        pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
+        if not pretrained:
             return super().init_weights()
-        full_cfg, self.init_cfg = self.init_cfg, swapped
+        full_cfg = self.init_cfg
+        self.init_cfg = ([cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
+                         + [dict(pretrained[-1], type=PRETRAINED_INIT)])
         try:
             super().init_weights()
         finally:

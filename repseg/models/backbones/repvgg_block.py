@@ -12,12 +12,7 @@ from .reparam_block import Branches, ReparamBlock
 
 
 class RepVGGBlock(ReparamBlock):
-    """The paper's block; with ``use_post_se`` (RepVGGplus) a second SE follows the ReLU.
-
-    The 3x3 conv pads by its dilation; the 1x1 conv has dilation 1, no padding and the same stride and groups, so
-    that its tap sits at the centre of the 3x3 kernel and the fusion stays exact at any dilation. Both SEs act on
-    the fused sum or after it, so re-parameterization keeps them unchanged.
-    """
+    """The paper's block; with ``use_post_se`` (RepVGGplus) a second SE follows the ReLU."""
 
     TRAIN_MODULES = ('rbr_identity', 'rbr_dense', 'rbr_1x1')
 

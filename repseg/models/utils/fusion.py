@@ -8,10 +8,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def scale_shift(gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
-    """An eval-mode BN as an affine map per channel: (gamma / sqrt(var + eps), beta - mean * scale).
-
-    The one place this scale is computed: the fusions, the custom L2 and the QARepVGG conversion all use it.
-    """
+    """An eval-mode BN as an affine map per channel: (gamma / sqrt(var + eps), beta - mean * scale)."""
     scale = gamma / (var + eps).sqrt()
     return scale, beta - mean * scale
 
@@ -24,10 +21,8 @@ def bn_scale_shift(bn: _BatchNorm) -> Tuple[Tensor, Tensor]:
 
 
 def fuse_conv_bn(kernel: Tensor, bn: _BatchNorm) -> Tuple[Tensor, Tensor]:
-    """Fold an eval-mode BN into the bias-free conv ``kernel`` that feeds it.
-
-    Uses the BN *running* statistics, so the result equals the branch in eval mode, whatever mode the BN is in.
-    """
+    """Fold a BN's *running* statistics into the bias-free conv ``kernel`` that feeds it: the result equals the branch
+    in eval mode, whatever mode the BN is in."""
     scale, shift = bn_scale_shift(bn)
     return kernel * scale.reshape(-1, *([1] * (kernel.dim() - 1))), shift
 
