@@ -1,5 +1,10 @@
+import contextlib
+import io
 import os
+import runpy
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -9,14 +14,17 @@ import torch
 import repseg  # noqa: F401  (first: the mmcv-lite compat layer must precede any mmseg import)
 
 # isort: split
+import mmengine.config.config as mmengine_config
 from mmengine.config import Config
 from mmengine.structures import PixelData
+from mmengine.utils import ManagerMixin
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 from repseg.apis import sync_bn_to_bn
 from repseg.datasets import make_sample_dataset
+from repseg.models.backbones import ARCH_SETTINGS, ReparamBlock, SEBlock, block_specs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
@@ -28,6 +36,30 @@ SAMPLE_CONFIG = REPO / 'configs' / 'pspnet_repvgg_a0_sample.py'
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 register_all_modules(init_default_scope=True)  # as MMSegmentation's own tools do
+
+
+def _memoize_external_config_lookup() -> None:
+    """mmengine resolves every ``mmseg::`` base of a config by parsing all of MMSegmentation's 159 metafiles (about
+    0.6 s a base, 1.3 s a ``Config.fromfile`` of the sample config), and fails over to the base path by a
+    ValueError. The answer depends only on the installed package: remember it (the error included) per process."""
+    lookup, answers = mmengine_config._get_external_cfg_path, {}
+
+    def remembered(package_path: str, cfg_file: str) -> str:
+        key = (package_path, cfg_file)
+        if key not in answers:
+            try:
+                answers[key] = (lookup(package_path, cfg_file), None)
+            except ValueError as err:
+                answers[key] = (None, err.args)
+        path, error = answers[key]
+        if error is not None:
+            raise ValueError(*error)
+        return path
+
+    mmengine_config._get_external_cfg_path = remembered
+
+
+_memoize_external_config_lookup()
 
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -42,6 +74,29 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.weight.copy_(torch.rand(n, generator=gen) * 1.0 + 0.5)
                 m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
     return model
+
+
+def slim_arch(arch: str, divisor: int = 4) -> dict:
+    """A published arch at 1/divisor of its widths: the same depth, grouped layers and SE / post-SE, hence the same
+    blocks (stride, dilation, groups, identity branch or not) with fewer channels, built and fused in a fraction of
+    the time. Exactness checks run on it for every arch; the full widths are checked on the meta device and for
+    one representative."""
+    settings = dict(ARCH_SETTINGS[arch])
+    settings['width_factor'] = tuple(w / divisor for w in settings['width_factor'])
+    return settings
+
+
+def block_layout(model: torch.nn.Module) -> list:
+    """What makes a RepVGG's structure, channel counts aside: per block (train form) its stride, dilation, groups,
+    whether it has an identity branch, an SE before the ReLU, an SE after it."""
+    return [(b.stride, b.dilation, b.groups, b.rbr_identity is not None, isinstance(b.se, SEBlock),
+             isinstance(b.post_se, SEBlock)) for b in model.modules() if isinstance(b, ReparamBlock)]
+
+
+def published_layout(arch: str, strides=(2, 2, 2, 2, 2), dilations=(1, 1, 1, 1, 1), fast: bool = False) -> list:
+    """``block_layout`` of the published ``arch`` at its full widths, from its block table (no model built)."""
+    return [(s.stride, s.dilation, s.groups, s.in_channels == s.out_channels and s.stride == 1, s.use_se,
+             s.use_post_se) for stage in block_specs(ARCH_SETTINGS[arch], 3, strides, dilations, fast) for s in stage]
 
 
 @pytest.fixture
@@ -112,13 +167,49 @@ def make_tiny(root: Path) -> tuple:
     return config, checkpoint
 
 
+def run_tool_in_process(tool: str, *args, cwd: Path, syspath: tuple = ()) -> SimpleNamespace:
+    """``python tools/<tool> ARGS`` in this process: the script itself runs as ``__main__`` (its argument parsing
+    and one-line error handling included) with ``cwd`` as working directory and ``syspath`` in front of sys.path;
+    only the interpreter start and the imports (about 5 s a process) are saved. As in a fresh process, mmengine's
+    global instances (loggers, message hubs, visualizers, the default scope) start empty; they, sys.argv, sys.path
+    and os.environ are restored afterwards. Returns ``returncode`` (the SystemExit code, 0 when the script returns),
+    ``stdout`` and ``stderr`` as a subprocess would; an exception other than SystemExit propagates, as its
+    traceback would end the tool."""
+    managers, todo = [], [ManagerMixin]
+    while todo:
+        managers.append(todo.pop())
+        todo.extend(managers[-1].__subclasses__())
+    instances = {cls: cls._instance_dict.copy() for cls in managers}
+    for cls in managers:
+        cls._instance_dict.clear()
+    out, err = io.StringIO(), io.StringIO()
+    argv, path, environ = sys.argv, list(sys.path), dict(os.environ)
+    sys.argv = [str(REPO / 'tools' / tool), *map(str, args)]
+    sys.path[:0] = map(str, syspath)
+    code = 0
+    try:
+        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(sys.argv[0], run_name='__main__')
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+                if not isinstance(exit_.code, (int, type(None))):
+                    print(exit_.code, file=sys.stderr)
+    finally:
+        sys.argv, sys.path[:] = argv, path
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update(environ)
+        for cls, saved in instances.items():
+            cls._instance_dict.clear()
+            cls._instance_dict.update(saved)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 def tools_test_metrics(config: Path, checkpoint: Path, work_dir: Path) -> tuple:
     """(mIoU, mAcc, aAcc) that tools/test.py prints for ``config`` / ``checkpoint``."""
     import re
-    import subprocess
-    import sys
-    proc = subprocess.run([sys.executable, 'tools/test.py', str(config), str(checkpoint), '--work-dir', str(work_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = run_tool_in_process('test.py', config, checkpoint, '--work-dir', work_dir, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = re.findall(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)', proc.stdout + proc.stderr)
     assert found, (proc.stdout + proc.stderr)[-2000:]

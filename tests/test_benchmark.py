@@ -1,12 +1,10 @@
 """tools/benchmark.py at a tiny shape: the JSON fields and the consistency of its ratios, not the speed."""
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import REPO, randomize_bn
+from conftest import REPO, randomize_bn, run_tool_in_process
 from torch import nn
 
 from repseg.benchmark import INT8_RUNTIMES, seeded_segmentor, to_form
@@ -19,7 +17,18 @@ from repseg.runtime.rewrite import StaticAdaptiveAvgPool2d, specialize_adaptive_
 A0 = 'configs/pspnet_repvgg_a0.py'
 R50 = 'configs/baselines/pspnet_r50-d8_cityscapes_713x713.py'
 FIELDS = ('model', 'form', 'runtime', 'images_per_s', 'peak_mem_mb', 'params_m', 'gmacs', 'gflops_per_s',
-          'latency_ms', 'ceiling_ratio', 'speed_vs_baseline')
+          'latency_ms', 'speed_vs_baseline')
+#: A RepVGG PSPNet and an MMSegmentation ResNet PSPNet (its R50-D8 config at depth 18), small enough for one quick
+#: run of every kind of row: train and deploy forms, a baseline, eager, OpenVINO fp32 and int8, the conv ceiling.
+TINY = {'pspnet_repvgg_tiny.py': """_base_ = ['{repo}/configs/pspnet_repvgg_a0_sample.py']
+model = dict(backbone=dict(arch=dict(_delete_=True, num_blocks=(1, 2, 2, 1), width_factor=(0.25, 0.25, 0.25, 0.5))),
+             decode_head=dict(in_channels=256, channels=32), auxiliary_head=dict(in_channels=64, channels=16))
+""", 'pspnet_r18-d8_tiny.py': """_base_ = ['{repo}/{r50}']
+model = dict(pretrained=None, backbone=dict(depth=18), decode_head=dict(in_channels=512, channels=32),
+             auxiliary_head=dict(in_channels=256, channels=16))
+"""}
+REPVGG, BASE = 'pspnet_repvgg_tiny', 'pspnet_r18-d8_tiny'
+FP32_RUNTIMES = ('eager', 'openvino')
 
 
 def close(a: float, b: float) -> bool:
@@ -28,10 +37,14 @@ def close(a: float, b: float) -> bool:
 
 @pytest.fixture(scope='module')
 def bench(tmp_path_factory):
+    pytest.importorskip('nncf')
     out = tmp_path_factory.mktemp('bench')
-    cmd = [sys.executable, 'tools/benchmark.py', '--configs', A0, R50, '--shape', '65', '65', '--repeats', '1',
-           '--warmup', '1', '--runtime', 'eager,onnxruntime', '--backbone', 'none', '--out', str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    for name, text in TINY.items():
+        (out / name).write_text(text.format(repo=REPO, r50=R50))
+    runtimes = ','.join([*FP32_RUNTIMES, 'openvino_int8'])
+    proc = run_tool_in_process('benchmark.py', '--configs', *(out / name for name in TINY), '--shape', '65', '65',
+                               '--repeats', '1', '--warmup', '1', '--runtime', runtimes, '--backbone', 'none',
+                               '--out', out, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads((out / 'benchmark.json').read_text())
 
@@ -40,17 +53,15 @@ def test_outputs_and_fields(bench):
     out, recs = bench
     tables = (out / 'benchmark.md').read_text()
     assert '## Targets' not in tables and 'target' not in tables.lower()  # goals live in docs/benchmark.md
-    assert tables.count('| pspnet_') == 5
+    assert tables.count('| pspnet_') == 7 + 2  # every row, and the int8 rows again against fp32
     assert (out / 'benchmark.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     keys = {(r['model'], r['form'], r['runtime']) for r in recs}
-    assert keys == {('pspnet_repvgg_a0', 'train', 'eager'), ('pspnet_repvgg_a0', 'deploy', 'eager'),
-                    ('pspnet_repvgg_a0', 'deploy', 'onnxruntime'), ('pspnet_r50-d8', 'baseline', 'eager'),
-                    ('pspnet_r50-d8', 'baseline', 'onnxruntime')}
+    assert keys == {(REPVGG, 'train', 'eager'), *((REPVGG, 'deploy', rt) for rt in (*FP32_RUNTIMES, 'openvino_int8')),
+                    *((BASE, 'baseline', rt) for rt in (*FP32_RUNTIMES, 'openvino_int8'))}
     for rec in recs:
         assert 'error' not in rec, rec
-        for name in FIELDS:
+        for name in FIELDS + (('ceiling_ratio',) if rec['runtime'] in FP32_RUNTIMES else ()):
             assert name in rec, (name, rec['model'], rec['form'])
-        assert rec['form'] in ('train', 'deploy', 'baseline')
         assert rec['images_per_s'] > 0 and rec['peak_mem_mb'] > 0 and rec['gmacs'] > 0
         assert rec['shape'] == [65, 65] and rec['batch'] == 1
 
@@ -58,80 +69,64 @@ def test_outputs_and_fields(bench):
 def test_ratios_are_consistent(bench):
     _, recs = bench
     by = {(r['model'], r['form'], r['runtime']): r for r in recs}
-    base = by['pspnet_r50-d8', 'baseline', 'eager']
-    train = by['pspnet_repvgg_a0', 'train', 'eager']
+    base = by[BASE, 'baseline', 'eager']
+    train = by[REPVGG, 'train', 'eager']
     for rec in recs:
         assert close(rec['gflops_per_s'], 2 * rec['gmacs'] * rec['images_per_s'])
-        assert close(rec['ceiling_ratio'], rec['gflops_per_s'] / rec['ceiling_gflops_per_s'])
-        assert close(rec['speed_vs_baseline']['pspnet_r50-d8'], rec['images_per_s'] / base['images_per_s'])
-        same = by['pspnet_r50-d8', 'baseline', rec['runtime']]
-        assert close(rec['speed_vs_baseline_same_runtime']['pspnet_r50-d8'],
-                     rec['images_per_s'] / same['images_per_s'])
+        if rec['runtime'] in FP32_RUNTIMES:  # the ceiling is an fp32 one
+            assert close(rec['ceiling_ratio'], rec['gflops_per_s'] / rec['ceiling_gflops_per_s'])
+        assert close(rec['speed_vs_baseline'][BASE], rec['images_per_s'] / base['images_per_s'])
+        same = by[BASE, 'baseline', rec['runtime']]
+        assert close(rec['speed_vs_baseline_same_runtime'][BASE], rec['images_per_s'] / same['images_per_s'])
         assert close(rec['images_per_s'], rec['batch'] * 1000 / rec['latency_ms'])
-    for runtime in ('eager', 'onnxruntime'):
-        deploy = by['pspnet_repvgg_a0', 'deploy', runtime]
+    for runtime in FP32_RUNTIMES:
+        deploy = by[REPVGG, 'deploy', runtime]
         assert close(deploy['speedup_vs_train'], deploy['images_per_s'] / train['images_per_s'])
         assert close(deploy['mem_ratio_vs_train'], deploy['peak_mem_mb'] / train['peak_mem_mb'])
     # re-parameterization leaves the same parameters in fewer tensors, the multiply-adds drop with the 1x1 branches
-    assert by['pspnet_repvgg_a0', 'deploy', 'eager']['gmacs'] < train['gmacs']
-    assert by['pspnet_repvgg_a0', 'deploy', 'eager']['params_m'] < train['params_m']
+    assert by[REPVGG, 'deploy', 'eager']['gmacs'] < train['gmacs']
+    assert by[REPVGG, 'deploy', 'eager']['params_m'] < train['params_m']
 
 
 def test_parity_recorded(bench):
     _, recs = bench
     for rec in recs:
-        if rec['runtime'] != 'eager':
+        if rec['runtime'] == 'openvino':
             par = rec['parity']
             assert par['passed'] and par['max_rel'] <= 1e-4 and par['tolerance'] == 1e-4 * par['max_logit']
     deploy = next(r for r in recs if (r['form'], r['runtime']) == ('deploy', 'eager'))
     assert deploy['reparam_parity']['passed'], deploy['reparam_parity']
 
 
-#: A RepVGG PSPNet small enough for a quick int8 benchmark run.
-TINY = """_base_ = ['{base}']
-model = dict(backbone=dict(arch=dict(_delete_=True, num_blocks=(1, 2, 2, 1), width_factor=(0.25, 0.25, 0.25, 0.5))),
-             decode_head=dict(in_channels=256, channels=32), auxiliary_head=dict(in_channels=64, channels=16))
-"""
-
-
-@pytest.fixture(scope='module')
-def bench_int8(tmp_path_factory):
-    pytest.importorskip('nncf')
-    out = tmp_path_factory.mktemp('bench_int8')
-    config = out / 'pspnet_repvgg_tiny.py'
-    config.write_text(TINY.format(base=REPO / 'configs' / 'pspnet_repvgg_a0_sample.py'))
-    cmd = [sys.executable, 'tools/benchmark.py', '--configs', str(config), '--shape', '65', '65', '--repeats', '1',
-           '--runtime', 'openvino,openvino_int8', '--backbone', 'none', '--out', str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, json.loads((out / 'benchmark.json').read_text())
-
-
-def test_int8_rows(bench_int8):
+@pytest.mark.parametrize('model, form', [(REPVGG, 'deploy'), (BASE, 'baseline')])
+def test_int8_rows(bench, model, form):
     """int8 rows carry parity against fp32 (recorded, not judged), both weight sizes, the calibration source, the
-    speed-up over the model's fastest fp32 runtime, and the CPU's int8 instruction set."""
-    out, recs = bench_int8
-    by = {(r['form'], r['runtime']): r for r in recs}
-    assert set(by) == {('train', 'eager'), ('deploy', 'openvino'), ('deploy', 'openvino_int8')}
-    fp32, int8 = by['deploy', 'openvino'], by['deploy', 'openvino_int8']
-    assert fp32['parity']['passed'] and fp32['parity']['max_rel'] <= 1e-4
+    speed-up over the model's fastest fp32 runtime, its speed over the baseline's fastest fp32 runtime, and the CPU's
+    int8 instruction set."""
+    out, recs = bench
+    by = {(r['model'], r['form'], r['runtime']): r for r in recs}
+    fp32, int8 = by[model, form, 'openvino'], by[model, form, 'openvino_int8']
     for name in ('held_out_frame', 'random_input'):
         par = int8['int8_parity'][name]
         assert par['passed'] is None and par['tolerance'] is None and 0 <= par['agreement'] <= 1
         assert par['max_rel'] > 0
-    assert int8['weight_mb'] < int8['weight_mb_fp32'] / 3 and close(int8['weight_mb_fp32'], fp32['weight_mb'])
+    # the fp32 IR holds the torch weights plus a few shape constants (about 100 bytes)
+    assert int8['weight_mb'] < int8['weight_mb_fp32'] / 3
+    assert 0 <= int8['weight_mb_fp32'] - fp32['weight_mb'] < 1e-3
     assert int8['calibration'].startswith('4 crops of ')
-    assert close(int8['speedup_vs_fp32_fastest'], int8['images_per_s'] / fp32['images_per_s'])
-    assert int8['fp32_fastest_runtime'] == 'openvino' and 'ceiling_ratio' not in int8
-    for rec in recs:
-        assert rec['cpu_isa']['int8'] in ('AMX', 'AVX-512 VNNI', 'AVX-VNNI', 'AVX2 only', 'no AVX2', 'unknown')
+    fastest = max((by[model, form, rt] for rt in FP32_RUNTIMES), key=lambda r: r['images_per_s'])
+    assert int8['fp32_fastest_runtime'] == fastest['runtime']
+    assert close(int8['speedup_vs_fp32_fastest'], int8['images_per_s'] / fastest['images_per_s'])
+    base_fastest = max((by[BASE, 'baseline', rt] for rt in FP32_RUNTIMES), key=lambda r: r['images_per_s'])
+    assert close(int8['speed_vs_baseline_fp32_fastest'][BASE], int8['images_per_s'] / base_fastest['images_per_s'])
+    assert 'ceiling_ratio' not in int8
     md = (out / 'benchmark.md').read_text()
     assert 'CPU int8 instruction set: ' in md and '## int8 against fp32' in md
 
 
 def test_unknown_runtime_is_one_line_error(tmp_path):
-    proc = subprocess.run([sys.executable, 'tools/benchmark.py', '--runtime', 'eager,tensorrt', '--configs', A0,
-                           '--out', str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_tool_in_process('benchmark.py', '--runtime', 'eager,tensorrt', '--configs', A0, '--out', tmp_path,
+                               cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: runtime 'tensorrt': unknown; expected one of {', '.join([*RUNTIMES, *INT8_RUNTIMES])}"]

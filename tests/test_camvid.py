@@ -1,13 +1,11 @@
 """CamVid: the SegNet-layout dataset, its layout and label checks, and the configs/camvid/ models."""
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SHARED_DATA
+from conftest import REPO, SHARED_DATA, run_tool_in_process
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import PixelData
@@ -157,11 +155,11 @@ def test_train_tool_reports_a_layout_error_in_one_line(tmp_path):
     for split in ('train', 'val'):
         _write_split(tmp_path / 'data', split, {'a': label, 'b': label})
     (tmp_path / 'data' / 'trainannot' / 'b.png').unlink()
-    result = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'train.py'), str(A0), '--work-dir', str(tmp_path / 'wd'),
-         '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path / "data"}',
-         f'val_dataloader.dataset.data_root={tmp_path / "data"}'],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    # the script in this process (conftest.run_tool_in_process: no new interpreter; test_train_test starts it as one)
+    result = run_tool_in_process(
+        'train.py', A0, '--work-dir', tmp_path / 'wd',
+        '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path / "data"}',
+        f'val_dataloader.dataset.data_root={tmp_path / "data"}', cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(

@@ -1,12 +1,10 @@
 """Deploy conversion of a trained segmentor: heads bit for bit, a plain backbone, logits proven equal, refusals."""
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CITYSCAPES_SAMPLE, DEMO_FRAME, FRAME, REPO, SAMPLE_CONFIG
+from conftest import CITYSCAPES_SAMPLE, DEMO_FRAME, FRAME, REPO, SAMPLE_CONFIG, run_tool_in_process
 from mmengine.config import Config
 
 import repseg.deploy.convert
@@ -89,8 +87,7 @@ def test_cli_refuses_negative_bn_variance_and_writes_nothing(trained, tmp_path):
     key = 'backbone.stage2.3.rbr_1x1.bn.running_var'
     bad = _corrupt(trained, tmp_path, lambda sd: sd[key].__setitem__(0, -0.5))
     out = tmp_path / 'out'
-    proc = subprocess.run([sys.executable, 'tools/convert_to_deploy.py', str(SAMPLE_CONFIG), str(bad),
-                           '--out-dir', str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_tool_in_process('convert_to_deploy.py', SAMPLE_CONFIG, bad, '--out-dir', out, cwd=REPO)
     assert proc.returncode == 2, proc.stderr
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith('error: ') and key in error and 'non-positive BN running variance' in error
@@ -148,8 +145,7 @@ def _test_config(tmp_path: Path, base: Path, name: str) -> Path:
 
 
 def _miou(config: Path, checkpoint: Path, work_dir: Path) -> float:
-    proc = subprocess.run([sys.executable, 'tools/test.py', str(config), str(checkpoint), '--work-dir', str(work_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=180)
+    proc = run_tool_in_process('test.py', config, checkpoint, '--work-dir', work_dir, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = re.findall(r'mIoU: ([\d.]+)', proc.stdout + proc.stderr)
     assert found, proc.stdout[-2000:]

@@ -205,7 +205,6 @@ def test_distributed_test_counts_each_image_once(tiny, dist_train, single_test):
 def test_test_tool_runtime_gives_the_eager_predictions(tiny, dist_train, single_test, tmp_path):
     """tools/test.py --runtime routes the network through a deploy runtime inside MMSegmentation's test loop."""
     pytest.importorskip('onnxruntime')
-    pytest.importorskip('onnxscript')
     cfg = load_config(str(tiny / 'tiny.py'), work_dir=str(tmp_path / 'wd'))
     metrics = run_test(cfg, str(dist_train.wd / 'iter_3.pth'), out_dir=str(tmp_path / 'pred'), runtime='onnxruntime')
     assert metrics['mIoU'] == pytest.approx(single_test.metrics['mIoU'], abs=0.05)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, randomize_bn
+from conftest import REPO, randomize_bn, run_tool_in_process
 from mmseg.registry import MODELS
 
 import repseg
@@ -291,6 +291,12 @@ def run_tool(*args):
                           capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
+def run_tool_here(*args):
+    """The tool's script in this process (conftest.run_tool_in_process): its argument parsing and one-line errors
+    without the seconds of a new interpreter; the run above (a real process) covers the start as a script."""
+    return run_tool_in_process('import_pretrained.py', *args, cwd=REPO)
+
+
 def test_tool_to_deploy_reproduces_train_outputs(a0, a0_official_train, tmp_path):
     dst = tmp_path / 'out' / 'a0_deploy.pth'
     result = run_tool(a0_official_train, dst, '--to-deploy', '--arch', 'RepVGG-A0')
@@ -312,7 +318,7 @@ def test_tool_fails_cleanly(malicious, tmp_path):
     truncated.write_bytes(b'PK\x03\x04' + b'\0' * 64)
     for src in (path, truncated):
         dst = tmp_path / f'{src.stem}-out.pth'
-        result = run_tool(src, dst)
+        result = run_tool_here(src, dst)
         assert result.returncode != 0 and not dst.exists() and not marker.exists()
         assert result.stderr.count('\n') == 1 and str(src) in result.stderr
 
@@ -321,8 +327,7 @@ def test_tool_wrong_arch_and_same_path(a0_official_train, tmp_path):
     dst = tmp_path / 'x.pth'
     for args, message in (([str(dst), '--arch', 'B0'], 'fit RepVGG-A0'),
                           ([str(a0_official_train)], 'DST is the source file')):
-        result = subprocess.run([sys.executable, str(REPO / 'tools' / 'import_pretrained.py'), str(a0_official_train),
-                                 *args], capture_output=True, text=True, timeout=120)
+        result = run_tool_here(a0_official_train, *args)
         assert result.returncode == 2 and not dst.exists()
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith('error: ') and message in last

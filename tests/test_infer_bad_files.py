@@ -1,13 +1,11 @@
 """tools/infer.py over a folder that holds unreadable files: each is reported on one line and skipped, every readable
 image (also those after it) still gets its outputs, and the run ends with exit status 2."""
-import subprocess
-import sys
 import textwrap
 
 import cv2
 import numpy as np
 import torch
-from conftest import REPO
+from conftest import REPO, run_tool_in_process
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
@@ -42,8 +40,7 @@ def test_infer_reports_and_skips_unreadable_files(tmp_path):
     (images / 'b_notes.png').write_text('not an image, whatever the name says\n')
 
     out = tmp_path / 'out'
-    proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'infer.py'), str(config), str(checkpoint), str(images),
-                           '--out-dir', str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = run_tool_in_process('infer.py', config, checkpoint, images, '--out-dir', out, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert 'Traceback' not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]

@@ -1,14 +1,12 @@
 """Inference API/CLI (colour masks, overlays, trainIds) and ONNX export of the deploy model, checked with
 onnxruntime."""
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEMO_FRAME, FRAME, REPO, SAMPLE_CONFIG
+from conftest import DEMO_FRAME, FRAME, REPO, SAMPLE_CONFIG, run_tool_in_process
 from mmengine.config import ConfigDict
 
 from repseg.apis import CITYSCAPES_PALETTE, colorize, inference, init_segmentor, overlay, segment
@@ -60,13 +58,10 @@ def test_inference_api_paths_arrays_and_both_forms(pair):
 def test_infer_cli_writes_masks_overlays_and_trainids(pair, tmp_path):
     _, deploy = pair
     out = tmp_path / 'out'
-    proc = subprocess.run([sys.executable, 'tools/infer.py', str(deploy / 'deploy_config.py'),
-                           str(deploy / 'deploy.pth'), str(FRAME), str(FRAME.parent), '--out-dir', str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    model = (deploy / 'deploy_config.py', deploy / 'deploy.pth')
+    proc = run_tool_in_process('infer.py', *model, FRAME, FRAME.parent, '--out-dir', out, cwd=REPO)
     assert proc.returncode == 2 and 'would both write' in proc.stderr  # the same file twice under one name
-    proc = subprocess.run([sys.executable, 'tools/infer.py', str(deploy / 'deploy_config.py'),
-                           str(deploy / 'deploy.pth'), str(FRAME.parent), '--out-dir', str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_tool_in_process('infer.py', *model, FRAME.parent, '--out-dir', out, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     stem = out / FRAME.stem
     ids = cv2.imread(f'{stem}_trainIds.png', cv2.IMREAD_UNCHANGED)
@@ -92,9 +87,8 @@ def test_fast_runtime_in_inference_matches_eager(pair, tmp_path):
     assert (slid - slid_ref).abs().max() <= 1e-4 * slid_ref.abs().max()
     with pytest.raises(ValueError, match="runtime 'tensorrt': unknown; expected one of eager"):
         with_runtime(eager, 'tensorrt')
-    proc = subprocess.run([sys.executable, 'tools/infer.py', str(deploy / 'deploy_config.py'),
-                           str(deploy / 'deploy.pth'), str(FRAME), '--out-dir', str(tmp_path / 'o'),
-                           '--runtime', 'onnxruntime'], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_tool_in_process('infer.py', deploy / 'deploy_config.py', deploy / 'deploy.pth', FRAME,
+                               '--out-dir', tmp_path / 'o', '--runtime', 'onnxruntime', cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ids = torch.from_numpy(cv2.imread(str(tmp_path / 'o' / f'{FRAME.stem}_trainIds.png'), cv2.IMREAD_UNCHANGED))
     logits = segment(init_segmentor(deploy / 'deploy_config.py', deploy / 'deploy.pth'), FRAME).seg_logits.data

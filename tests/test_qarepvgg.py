@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from conftest import SAMPLE_CONFIG, randomize_bn
+from conftest import SAMPLE_CONFIG, block_layout, published_layout, randomize_bn, slim_arch
 from mmengine.config import Config
 from mmseg.registry import MODELS
 from test_import_pretrained import as_mmpretrain, as_official, as_timm
@@ -14,7 +14,7 @@ import repseg.checkpoint.qarepvgg_init as qarepvgg_init
 from repseg.apis import sync_bn_to_bn
 from repseg.checkpoint.qarepvgg_init import MIN_IDENTITY_SCALE, qarepvgg_block_tensors
 from repseg.deploy import convert_to_deploy
-from repseg.models.backbones import ARCH_SETTINGS, QARepVGGBlock, RepVGGBlock
+from repseg.models.backbones import ARCH_SETTINGS, QARepVGGBlock, ReparamBlock, RepVGGBlock
 
 PSP = dict(strides=(2, 2, 2, 1, 1), dilations=(1, 1, 1, 2, 4))
 LAYOUTS = {'os32': {}, 'os8': PSP, 'os8-fast': dict(fast=True, **PSP)}
@@ -49,7 +49,8 @@ def run(model, x):
 # --- the block ----------------------------------------------------------------------------------------------------
 def test_block_layout_identity_without_bn_1x1_without_bn_one_post_bn():
     block = QARepVGGBlock(16, 16)
-    assert isinstance(block, RepVGGBlock) and isinstance(block.rbr_identity, torch.nn.Identity)
+    assert isinstance(block, ReparamBlock) and not isinstance(block, RepVGGBlock)  # siblings, one protocol
+    assert isinstance(block.rbr_identity, torch.nn.Identity)
     assert sorted(k for k in block.state_dict() if not k.endswith('num_batches_tracked')) == [
         'bn.bias', 'bn.running_mean', 'bn.running_var', 'bn.weight', 'rbr_1x1.weight', 'rbr_dense.bn.bias',
         'rbr_dense.bn.running_mean', 'rbr_dense.bn.running_var', 'rbr_dense.bn.weight', 'rbr_dense.conv.weight']
@@ -82,18 +83,56 @@ def test_train_mode_normalizes_the_sum_with_one_bn():
 
 
 # --- every arch, output stride 32 and 8, fast or not ---------------------------------------------------------------
-@pytest.mark.parametrize('layout', sorted(LAYOUTS))
-@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
-def test_every_arch_converts_exactly(arch, layout):
-    torch.manual_seed(0)
-    model = randomize_bn(build(arch, **LAYOUTS[layout])).eval()
-    assert all(isinstance(m, QARepVGGBlock) for m in model.modules() if isinstance(m, RepVGGBlock))
-    x = torch.randn(1, 3, 64, 64)
+def assert_converts_exactly(model, x, what):
+    randomize_bn(model).eval()
+    assert all(isinstance(m, QARepVGGBlock) for m in model.modules() if isinstance(m, ReparamBlock))
     ref = run(model, x)
     repseg.reparameterize(model)
     assert model.deploy
     assert not any(('rbr_dense' in k or 'rbr_1x1' in k or '.bn.' in k) for k in model.state_dict())
-    assert_stages_close(ref, run(model, x), f'{arch} {layout}')
+    assert_stages_close(ref, run(model, x), what)
+
+
+@pytest.mark.parametrize('layout', sorted(LAYOUTS))
+@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
+def test_every_arch_converts_exactly(arch, layout):
+    """Every arch's blocks (depth, groups, SE / post-SE, identities) in every layout, at a quarter of its widths
+    (conftest.slim_arch); the full widths: the meta-device test and the full-size representative below."""
+    torch.manual_seed(0)
+    model = build(slim_arch(arch), **LAYOUTS[layout])
+    assert block_layout(model) == published_layout(arch, **LAYOUTS[layout])  # the published arch's blocks
+    assert_converts_exactly(model, torch.randn(1, 3, 64, 64), f'{arch} {layout}')
+
+
+def conv_settings(conv):
+    return conv.stride, conv.dilation, conv.padding, conv.groups, conv.in_channels, conv.out_channels
+
+
+@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
+def test_every_full_size_arch_converts_on_the_meta_device(arch):
+    """The full widths without weights: BN_post and the bare 1x1 are gone, every fused conv takes its block's 3x3
+    settings, and the converted state dict is that of a deploy=True QARepVGG backbone and of a deploy=True RepVGG
+    backbone, key for key and shape for shape."""
+    with torch.device('meta'):
+        model = build(arch, **LAYOUTS['os8-fast'])  # strides 2 and 1, dilations 1, 2 and 4
+        assert block_layout(model) == published_layout(arch, **LAYOUTS['os8-fast'])  # what the slim archs copy
+        blocks = [m for m in model.modules() if isinstance(m, ReparamBlock)]
+        assert blocks and all(isinstance(b, QARepVGGBlock) for b in blocks)
+        dense = [conv_settings(b.rbr_dense.conv) for b in blocks]
+        repseg.reparameterize(model)
+        built = {block: build(arch, block=block, deploy=True, **LAYOUTS['os8-fast'])
+                 for block in ('qarepvgg', 'repvgg')}
+    assert model.deploy and [conv_settings(b.rbr_reparam) for b in blocks] == dense
+    assert not any(('rbr_dense' in k or 'rbr_1x1' in k or '.bn.' in k) for k in model.state_dict())
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    for block, other in built.items():
+        assert shapes == {k: v.shape for k, v in other.state_dict().items()}, block
+
+
+def test_full_size_arch_converts_exactly():
+    """One published arch at its full widths, numerically: the widest, grouped, at output stride 8 (fast)."""
+    torch.manual_seed(0)
+    assert_converts_exactly(build('B3g4', **LAYOUTS['os8-fast']), torch.randn(1, 3, 64, 64), 'B3g4 os8-fast')
 
 
 def test_a_wrong_fused_kernel_is_caught():
@@ -195,7 +234,7 @@ def test_standard_weights_start_qarepvgg_with_the_same_function(a0_reference, tm
     path = tmp_path / f'RepVGG-A0-{fmt}.pth'
     torch.save({'state_dict': LAYOUT_FORMATS[fmt](state)}, path)
     model = loaded('A0', path, **LAYOUTS[layout])
-    assert all(isinstance(m, QARepVGGBlock) for m in model.modules() if isinstance(m, RepVGGBlock))
+    assert all(isinstance(m, QARepVGGBlock) for m in model.modules() if isinstance(m, ReparamBlock))
     assert_stages_close(refs[layout], run(model, x), f'{fmt} {layout} QARepVGG start')
     # and its deploy form, what the deploy tools will write
     assert_stages_close(refs[layout], run(repseg.reparameterize(model), x), f'{fmt} {layout} QARepVGG, deployed')

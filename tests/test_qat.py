@@ -2,13 +2,12 @@
 quantizers for a few iterations and ends in the int8 folder of tools/quantize.py, which tools/test.py runs."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import REPO, TINY_LAYERS, make_tiny, tools_test_metrics
+from conftest import REPO, TINY_LAYERS, make_tiny, run_tool_in_process, tools_test_metrics
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -35,8 +34,8 @@ custom_hooks = [dict(type='QATExportHook', out_dir='int8')]
 """
 
 
-def run_tool(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def run_tool(tool: str, *args: str) -> SimpleNamespace:
+    return run_tool_in_process(Path(tool).name, *args, cwd=REPO)
 
 
 def write_qat_config(root: Path, checkpoint: Path) -> Path:

@@ -3,15 +3,15 @@
 hand-built kernels."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SAMPLE_CONFIG, TINY, TINY_LAYERS, make_tiny, randomize_bn, tools_test_metrics
+from conftest import (REPO, SAMPLE_CONFIG, TINY, TINY_LAYERS, make_tiny, randomize_bn, run_tool_in_process,
+                      tools_test_metrics)
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
@@ -29,8 +29,8 @@ pytest.importorskip('nncf')
 pytest.importorskip('openvino')
 
 
-def run_tool(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def run_tool(tool: str, *args: str) -> SimpleNamespace:
+    return run_tool_in_process(Path(tool).name, *args, cwd=REPO)
 
 
 @pytest.fixture(scope='module')

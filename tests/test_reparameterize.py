@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from conftest import randomize_bn
+from conftest import block_layout, published_layout, randomize_bn, slim_arch
 from mmseg.registry import MODELS
 
 import repseg
@@ -18,13 +18,12 @@ def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / a.abs().max()).item()
 
 
-@pytest.mark.parametrize('layout', sorted(LAYOUTS))
-@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
-def test_every_arch_converts_exactly(arch, layout):
-    torch.manual_seed(0)
-    model = MODELS.build(dict(type='RepVGG', arch=arch, out_indices=(0, 1, 2, 3, 4), **LAYOUTS[layout]))
+def build(arch, **kwargs):
+    return MODELS.build(dict(type='RepVGG', arch=arch, out_indices=(0, 1, 2, 3, 4), **kwargs))
+
+
+def assert_converts_exactly(model, x, what):
     randomize_bn(model).eval()
-    x = torch.randn(1, 3, 48, 80)  # non-square on purpose (catches width-only pooling in SE)
     with torch.no_grad():
         ref = model(x)
         repseg.reparameterize(model)
@@ -34,7 +33,46 @@ def test_every_arch_converts_exactly(arch, layout):
     for stage, (r, o) in enumerate(zip(ref, out)):
         assert r.shape == o.shape
         assert r.abs().max() > 0
-        assert max_rel_diff(r, o) <= REL_TOL, f'{arch} {layout} stage {stage}: {max_rel_diff(r, o):.2e}'
+        assert max_rel_diff(r, o) <= REL_TOL, f'{what} stage {stage}: {max_rel_diff(r, o):.2e}'
+
+
+@pytest.mark.parametrize('layout', sorted(LAYOUTS))
+@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
+def test_every_arch_converts_exactly(arch, layout):
+    """Every arch's blocks (depth, groups, SE / post-SE, identities) in every layout, at a quarter of its widths
+    (conftest.slim_arch); the full widths: the meta-device test and the full-size representative below."""
+    torch.manual_seed(0)
+    model = build(slim_arch(arch), **LAYOUTS[layout])
+    assert block_layout(model) == published_layout(arch, **LAYOUTS[layout])  # the published arch's blocks
+    assert_converts_exactly(model, torch.randn(1, 3, 48, 80), f'{arch} {layout}')  # non-square on purpose (SE)
+
+
+def conv_settings(conv):
+    return conv.stride, conv.dilation, conv.padding, conv.groups, conv.in_channels, conv.out_channels
+
+
+@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
+def test_every_full_size_arch_converts_on_the_meta_device(arch):
+    """The full widths without weights: every fused conv takes its block's 3x3 settings, and the converted state
+    dict is a deploy=True backbone's, key for key and shape for shape."""
+    with torch.device('meta'):
+        model = build(arch, **LAYOUTS['os8-fast'])  # strides 2 and 1, dilations 1, 2 and 4
+        assert block_layout(model) == published_layout(arch, **LAYOUTS['os8-fast'])  # what the slim archs copy
+        blocks = [m for m in model.modules() if isinstance(m, RepVGGBlock)]
+        dense = [conv_settings(b.rbr_dense.conv) for b in blocks]
+        assert repseg.reparameterize(model) is model
+        built = build(arch, deploy=True, **LAYOUTS['os8-fast'])
+    assert model.deploy and len(blocks) == 1 + sum(ARCH_SETTINGS[arch]['num_blocks'])
+    assert [conv_settings(b.rbr_reparam) for b in blocks] == dense
+    assert all(b.rbr_reparam.bias is not None for b in blocks)
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in built.state_dict().items()}
+
+
+def test_full_size_arch_converts_exactly():
+    """One published arch at its full widths, numerically: the deepest, with SE, at output stride 8."""
+    torch.manual_seed(0)
+    model = build('D2se', **PSP)
+    assert_converts_exactly(model, torch.randn(1, 3, 48, 80), 'D2se os8')
 
 
 def test_fusion_detects_a_wrong_kernel():

@@ -23,12 +23,18 @@ def build(arch, **kwargs) -> RepVGG:
     return MODELS.build(dict(type='RepVGG', arch=arch, out_indices=(0, 1, 2, 3, 4), **kwargs))
 
 
+def build_meta(arch, **kwargs) -> RepVGG:
+    """The full-size backbone without weights (no memory, no init): for structure, shapes and counts."""
+    with torch.device('meta'):
+        return build(arch, **kwargs)
+
+
 @pytest.mark.parametrize('arch', sorted(CHANNELS))
 @pytest.mark.parametrize('layout', ['os32', 'os8'])
 def test_stage_channels_and_sizes(arch, layout):
-    model = build(arch, **(PSP if layout == 'os8' else {})).eval()
+    model = build_meta(arch, **(PSP if layout == 'os8' else {})).eval()
     with torch.no_grad():
-        outs = model(torch.zeros(1, 3, 64, 96))
+        outs = model(torch.zeros(1, 3, 64, 96, device='meta'))  # shapes only: the meta device computes just those
     strides = (2, 4, 8, 16, 32) if layout == 'os32' else (2, 4, 8, 8, 8)
     assert [o.shape[1] for o in outs] == list(CHANNELS[arch])
     assert [tuple(o.shape[2:]) for o in outs] == [(64 // s, 96 // s) for s in strides]
@@ -36,14 +42,14 @@ def test_stage_channels_and_sizes(arch, layout):
 
 @pytest.mark.parametrize('arch', sorted(OFFICIAL_PARAMS_M))
 def test_param_count_matches_official(arch):
-    model = build(arch)
+    model = build_meta(arch)
     n = sum(p.numel() for p in model.parameters())
     classifier = model.channels[-1] * 1000 + 1000
     assert round((n + classifier) / 1e6, 2) == OFFICIAL_PARAMS_M[arch]
 
 
 def test_official_arch_spelling_and_grouping():
-    model = build('RepVGG-B1g4')
+    model = build_meta('RepVGG-B1g4')
     assert model.arch_settings == {**ARCH_SETTINGS['B1g4']}
     blocks = [model.stage0] + [b for s in range(1, 5) for b in getattr(model, f'stage{s}')]
     groups = [b.groups for b in blocks]
@@ -55,14 +61,14 @@ def test_official_arch_spelling_and_grouping():
 
 
 def test_dilation_layout_psp_and_fast():
-    model = build('B1g2', **PSP)
+    model = build_meta('B1g2', **PSP)
     dil = {s: [b.rbr_dense.conv.dilation[0] for b in getattr(model, f'stage{s}')] for s in range(1, 5)}
     assert dil == {1: [1] * 4, 2: [1] * 6, 3: [2] * 16, 4: [4]}
     # 1x1 branch: stride 1 with the dilated stages, never dilated, no padding
     b = model.stage3[0]
     assert b.rbr_1x1.conv.stride == (1, 1) and b.rbr_1x1.conv.dilation == (1, 1) and b.rbr_1x1.conv.padding == (0, 0)
     assert b.rbr_dense.conv.padding == (2, 2)
-    fast = build('B1g2', fast=True, **PSP)
+    fast = build_meta('B1g2', fast=True, **PSP)
     dil = {s: [b.rbr_dense.conv.dilation[0] for b in getattr(fast, f'stage{s}')] for s in range(3, 5)}
     assert dil == {3: [1] * 12 + [2] * 4, 4: [4]}
     assert fast.stage3[0].rbr_dense.conv.stride == (1, 1)  # the stage keeps its stride: output stride 8
@@ -141,9 +147,10 @@ def test_with_cp_gives_same_gradients():
 
 def test_deploy_keys_equal_converted_keys():
     for arch in ('A0', 'B1g2', 'D2se'):
-        built = build(arch, deploy=True, **PSP)
-        converted = build(arch, **PSP)
-        converted.switch_to_deploy()
+        built = build_meta(arch, deploy=True, **PSP)
+        converted = build_meta(arch, **PSP)
+        with torch.device('meta'):  # the fused convs too
+            converted.switch_to_deploy()
         assert built.deploy and converted.deploy
         assert {k: v.shape for k, v in built.state_dict().items()} == \
             {k: v.shape for k, v in converted.state_dict().items()}

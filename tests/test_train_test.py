@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, run_tool_in_process
 from mmseg.datasets import CityscapesDataset
 from mmseg.evaluation import IoUMetric
 
@@ -93,6 +93,13 @@ def run_tool(tool, *args, cwd, env=None):
                           capture_output=True, text=True, timeout=300)
 
 
+def run_tool_here(tool, *args, cwd, syspath=()):
+    """The tool's script in this process (conftest.run_tool_in_process): the same code path without the seconds of
+    interpreter start and imports. The crashing run stays a real process; tools/test.py and tools/train.py are
+    started as processes by test_distributed and test_deploy too."""
+    return run_tool_in_process(tool, *args, cwd=cwd, syspath=syspath)
+
+
 def test_interrupted_training_resumes_from_its_saved_iteration(shared_data, tmp_path):
     (tmp_path / 'crash_hook.py').write_text(textwrap.dedent("""
         import os
@@ -113,18 +120,19 @@ def test_interrupted_training_resumes_from_its_saved_iteration(shared_data, tmp_
         custom_imports = dict(imports=['repseg', 'crash_hook'], allow_failed_imports=False)
         custom_hooks = [dict(type='CrashAt', at=3, priority='VERY_HIGH')]
     """)
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    # a real process, killed by os._exit; this checkout's repseg first on the path, then the hook's folder
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get('PYTHONPATH')])))
     first = run_tool('train.py', cfg, '--work-dir', 'wd', cwd=tmp_path, env=env)
     assert first.returncode == 9, first.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / 'wd').glob('*.pth')) == ['iter_2.pth']
 
     # a new run into the same work dir must not overwrite the earlier run's checkpoints
-    again = run_tool('train.py', cfg, '--work-dir', 'wd', cwd=tmp_path, env=env)
+    again = run_tool_here('train.py', cfg, '--work-dir', 'wd', cwd=tmp_path, syspath=(tmp_path,))
     assert again.returncode == 2
     assert again.stderr.strip().splitlines()[-1].startswith('error: wd: holds checkpoints of an earlier run')
 
-    resumed = run_tool('train.py', cfg, '--work-dir', 'wd', '--resume', '--cfg-options', 'custom_hooks=[]',
-                       cwd=tmp_path, env=env)
+    resumed = run_tool_here('train.py', cfg, '--work-dir', 'wd', '--resume', '--cfg-options', 'custom_hooks=[]',
+                            cwd=tmp_path, syspath=(tmp_path,))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = resumed.stdout + resumed.stderr
     assert 'resumed epoch: 0, iter: 2' in log
@@ -136,8 +144,8 @@ def test_interrupted_training_resumes_from_its_saved_iteration(shared_data, tmp_
     with pytest.raises(Exception, match='Weights only load failed'):
         torch.load(tmp_path / 'wd' / 'iter_6.pth', weights_only=True)
 
-    tested = run_tool('test.py', cfg, 'wd/iter_6.pth', '--work-dir', 'wdt', '--out', 'pred', '--cityscapes-official',
-                      '--show-dir', 'vis', cwd=tmp_path, env=env)
+    tested = run_tool_here('test.py', cfg, 'wd/iter_6.pth', '--work-dir', 'wdt', '--out', 'pred',
+                           '--cityscapes-official', '--show-dir', 'vis', cwd=tmp_path, syspath=(tmp_path,))
     assert tested.returncode == 0, tested.stderr[-3000:]
     log = tested.stdout + tested.stderr
     assert 'mIoU' in log and 'mAcc' in log and 'aAcc' in log and 'per class results' in log
@@ -155,7 +163,7 @@ def test_interrupted_training_resumes_from_its_saved_iteration(shared_data, tmp_
 ])
 def test_train_bad_input_gives_one_line_error(shared_data, tmp_path, args, message):
     cfg = write_test_config(tmp_path, shared_data)
-    result = run_tool('train.py', cfg, '--work-dir', 'wd', *args, cwd=tmp_path)
+    result = run_tool_here('train.py', cfg, '--work-dir', 'wd', *args, cwd=tmp_path)
     assert result.returncode == 2
     assert 'Traceback' not in result.stderr
     assert message.format(cfg=cfg) in result.stderr.strip().splitlines()[-1]
@@ -163,7 +171,7 @@ def test_train_bad_input_gives_one_line_error(shared_data, tmp_path, args, messa
 
 def test_test_tool_missing_checkpoint(shared_data, tmp_path):
     cfg = write_test_config(tmp_path, shared_data)
-    result = run_tool('test.py', cfg, 'nope.pth', cwd=tmp_path)
+    result = run_tool_here('test.py', cfg, 'nope.pth', cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == 'error: nope.pth: no such checkpoint file'
 
