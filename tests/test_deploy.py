@@ -117,11 +117,15 @@ def test_beyond_tolerance_writes_nothing_and_keeps_old_outputs(trained, tmp_path
         module.stage2[3].rbr_reparam.weight.data[:, :, 1, 1] += 1e-2
         return module
 
+    with pytest.raises(FileExistsError, match=r'out: holds an earlier result \(deploy.pth, deploy_config.py\); '
+                                              r'choose another out-dir, or pass --force'):
+        convert_to_deploy(SAMPLE_CONFIG, trained, out, shape=(128, 256), log=lambda s: None)
     monkeypatch.setattr(repseg.deploy.convert, 'reparameterize', wrong_reparameterize)
     with pytest.raises(VerificationError, match='nothing written'):
-        convert_to_deploy(SAMPLE_CONFIG, trained, out, shape=(128, 256), log=lambda s: None)
+        convert_to_deploy(SAMPLE_CONFIG, trained, out, shape=(128, 256), force=True, log=lambda s: None)
     assert (out / 'deploy.pth').read_bytes() == b'old' and (out / 'deploy_config.py').read_text() == 'old'
-    assert sorted(p.name for p in out.iterdir()) == ['deploy.pth', 'deploy_config.py']  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == ['deploy.pth', 'deploy_config.py']
+    assert [p.name for p in tmp_path.iterdir()] == ['out']  # no temporary folder left beside it
 
 
 def test_already_deployed_is_a_clear_no_op(converted, tmp_path):

@@ -116,9 +116,21 @@ def test_checkpoint_of_another_ir_is_refused(quantized):
     state['network.weights'] = state['network.weights'].clone()
     state['network.weights'][-1] ^= 1
     model = MODELS.build(Config.fromfile(str(out / 'int8_config.py')).model)
-    model.load_state_dict(state, strict=True)
-    with pytest.raises(ValueError, match='is not the one this config was written for'):
-        model.network(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match='is not the one this config was written for'):  # at load: nothing runs
+        model.load_state_dict(state, strict=True)
+
+
+@pytest.mark.parametrize('edit, message', [
+    (dict(num_classes=7), r'model.num_classes=7 does not fit model.out_channels=19'),
+    (dict(num_classes=7, out_channels=7, ir=dict(sha256='')), r'the config says 7 output channels .* its IR has 19')])
+def test_int8_config_must_describe_its_ir(quantized, edit, message):
+    """An edited int8_config.py is refused before anything is evaluated: classes that do not fit the IR's
+    channels at build time, the channels themselves when the IR is loaded."""
+    _, _, _, out = quantized
+    cfg = Config.fromfile(str(out / 'int8_config.py'))
+    cfg.merge_from_dict({f'model.{k}': v for k, v in edit.items()})
+    with pytest.raises(ValueError, match=message):
+        MODELS.build(cfg.model).load_state_dict(safe_torch_load(out / 'int8.pth')['state_dict'], strict=True)
 
 
 def test_refusal_writes_nothing(quantized, tmp_path):
@@ -150,8 +162,9 @@ def test_refusal_writes_nothing(quantized, tmp_path):
 
 def test_bad_input_is_refused_before_any_work(quantized, tmp_path):
     _, config, checkpoint, out = quantized
-    with pytest.raises(FileExistsError, match=r'holds an earlier result \(int8_config.py, int8.pth, int8.xml, '
-                                              r'int8.bin, quantization.json\); choose another --out-dir'):
+    with pytest.raises(FileExistsError, match=r'holds an earlier result \(int8.bin, int8.pth, int8.xml, '
+                                              r'int8_config.py \(\+1 more\)\); choose another out-dir, or pass '
+                                              r'--force'):
         quantize_segmentor(config, checkpoint, out)
     with pytest.raises(FileNotFoundError, match='none.py: no such config file'):
         quantize_segmentor(tmp_path / 'none.py', checkpoint, tmp_path / 'o')

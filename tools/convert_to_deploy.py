@@ -18,7 +18,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Re-parameterize a trained segmentor\'s RepVGG backbone')
     parser.add_argument('config', help='the training config')
     parser.add_argument('checkpoint', help='the trained checkpoint (runner checkpoint or state dict)')
-    parser.add_argument('--out-dir', required=True, help='where deploy.pth and deploy_config.py go')
+    parser.add_argument('--out-dir', required=True, help='new folder for deploy.pth and deploy_config.py')
+    parser.add_argument('--force', action='store_true', help='replace an --out-dir that holds files (whole)')
     parser.add_argument('--image', help='also compare on this image, through the config\'s test pipeline')
     parser.add_argument('--atol', type=float,
                         help=f'absolute tolerance on the max logit difference (default: {LOGIT_RTOL:g} x max |logit|)')
@@ -35,7 +36,8 @@ def main() -> None:
     args = parse_args()
     try:
         convert_to_deploy(args.config, args.checkpoint, args.out_dir, image=args.image, atol=args.atol,
-                          rtol=args.rtol, min_agreement=args.min_agreement / 100, shape=args.shape)
+                          rtol=args.rtol, min_agreement=args.min_agreement / 100, shape=args.shape,
+                          force=args.force)
     except AlreadyDeployed as msg:
         print(msg)
 

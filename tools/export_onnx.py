@@ -12,6 +12,7 @@ import argparse
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.deploy import export_onnx
 from repseg.engine import run_cli
+from repseg.utils import check_out_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,6 +20,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='the deploy config (DIR/deploy_config.py from tools/convert_to_deploy.py)')
     parser.add_argument('checkpoint', help='the deploy checkpoint (DIR/deploy.pth)')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument('--force', action='store_true', help='replace --out if it exists')
     parser.add_argument('--shape', type=int, nargs=2, default=(512, 1024), metavar=('H', 'W'),
                         help='static input size (default 512 1024)')
     parser.add_argument('--upsample', action='store_true', help='output logits upsampled to the input size')
@@ -28,6 +30,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    check_out_file(args.out, args.force)
     export_onnx(args.config, args.checkpoint, args.out, shape=args.shape, upsample=args.upsample,
                 repeats=args.repeats)
 

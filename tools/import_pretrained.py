@@ -12,7 +12,7 @@ from pathlib import Path
 
 from repseg.checkpoint import display_name, load_backbone_checkpoint
 from repseg.engine import run_cli
-from repseg.utils import CheckpointError, atomic_torch_save
+from repseg.utils import CheckpointError, atomic_torch_save, check_out_file
 
 
 def main(argv=None) -> None:
@@ -22,9 +22,11 @@ def main(argv=None) -> None:
     parser.add_argument('--arch', help='expected arch, e.g. B2, RepVGG-B2 or RepVGGplus-L2pse; fails if the file '
                                        'does not fit it')
     parser.add_argument('--to-deploy', action='store_true', help='write the fused (re-parameterized) form')
+    parser.add_argument('--force', action='store_true', help='replace DST if it exists')
     args = parser.parse_args(argv)
     if Path(args.dst).resolve() == Path(args.src).resolve():
         raise CheckpointError(f'{args.dst}: DST is the source file; choose another path')
+    check_out_file(args.dst, args.force)
     state, info = load_backbone_checkpoint(args.src, arch=args.arch, to_deploy=args.to_deploy)
     atomic_torch_save(state, args.dst)
     print(f'format: {info.format} ({info.source_form}-time)')

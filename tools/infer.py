@@ -13,8 +13,10 @@ import sys
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.apis import infer_to_dir, init_segmentor
+from repseg.apis.batch import IMAGE_SUFFIXES
 from repseg.engine import run_cli
 from repseg.runtime import RUNTIMES, with_runtime
+from repseg.utils import check_out_dir
 
 
 def main() -> None:
@@ -22,16 +24,20 @@ def main() -> None:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('inputs', nargs='+', help='image files and/or folders (searched recursively)')
-    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--out-dir', required=True, help='new folder for the masks and overlays')
+    parser.add_argument('--force', action='store_true', help='replace an --out-dir that holds files (whole)')
     parser.add_argument('--opacity', type=float, default=0.5, help='weight of the colour mask in the overlay')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--runtime', default='eager', choices=sorted(RUNTIMES),
                         help='deploy runtime for the network (docs/benchmark.md: onnxruntime is fastest on CPU)')
     args = parser.parse_args()
+    check_out_dir(args.out_dir, args.force)  # before the model is loaded; again when the result is moved in place
     model = with_runtime(init_segmentor(args.config, args.checkpoint, device=args.device), args.runtime)
-    result = infer_to_dir(model, args.inputs, args.out_dir, opacity=args.opacity)
+    result = infer_to_dir(model, args.inputs, args.out_dir, opacity=args.opacity, force=args.force)
     skipped = f' ({len(result.skipped)} unreadable input file(s) skipped)' if result.skipped else ''
     print(f'\nwrote {len(result.written)} files to {args.out_dir}{skipped}')
+    for path in result.ignored:
+        print(f'note: {path}: not an image file name ({", ".join(sorted(IMAGE_SUFFIXES))}); not used', file=sys.stderr)
     for _, reason in result.skipped:
         print(f'error: {" ".join(reason.split())}; skipped', file=sys.stderr)
     if result.skipped:

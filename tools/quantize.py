@@ -23,6 +23,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='the training config (or a deploy config)')
     parser.add_argument('checkpoint', help='the trained checkpoint (train or deploy form)')
     parser.add_argument('--out-dir', required=True, help='new folder for the int8 model and quantization.json')
+    parser.add_argument('--force', action='store_true', help='replace an --out-dir that holds files (whole)')
     parser.add_argument('--num-calib', type=int, default=300,
                         help='calibration images from the training split (default 300; fewer if the split is smaller)')
     parser.add_argument('--max-drop', type=float, default=1.0,
@@ -49,7 +50,7 @@ def main() -> None:
     quantize_segmentor(args.config, args.checkpoint, args.out_dir, num_calib=args.num_calib, max_drop=args.max_drop,
                        preset=args.preset, fast_bias_correction=not args.no_fast_bias_correction,
                        max_iterations=args.max_iterations, ranking_subset=args.ranking_subset,
-                       agreement_images=args.agreement_images, cfg_options=args.cfg_options)
+                       agreement_images=args.agreement_images, cfg_options=args.cfg_options, force=args.force)
 
 
 if __name__ == '__main__':

@@ -15,10 +15,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description='Train a RepSeg/MMSegmentation segmentor')
     parser.add_argument('config', help='config file, e.g. configs/pspnet_repvgg_b2.py')
     parser.add_argument('--resume', action='store_true', help='continue the latest checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--load-from', help='start from the weights of this checkpoint (checked: it must fit the '
+                                            'config; not resumed: iterations and optimizer start afresh)')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA only)')
     add_runner_args(parser)
     args = parse_runner_args(parser)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.load_from:
+        cfg.load_from = args.load_from
     train(cfg, resume=args.resume, amp=args.amp)
 
 

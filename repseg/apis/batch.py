@@ -6,7 +6,7 @@ import cv2
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from repseg.utils.io import atomic_write
+from repseg.utils.io import atomic_dir
 from .inference import inference, load_image
 from .visualize import colorize, overlay
 
@@ -35,37 +35,47 @@ def collect_images(inputs: Sequence[Union[str, Path]]) -> List[Tuple[Path, Path]
     return pairs
 
 
+def ignored_files(inputs: Sequence[Union[str, Path]]) -> List[Path]:
+    """Files under the input folders that ``collect_images`` leaves out (no image suffix), so they can be named."""
+    return sorted(p for item in map(Path, inputs) if item.is_dir() for p in item.rglob('*')
+                  if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+
+
 class BatchResult(NamedTuple):
-    """What ``infer_to_dir`` did: the files written, and each input that could not be read with the reason."""
+    """What ``infer_to_dir`` did: the files written, each input that could not be read with the reason, and the
+    files of input folders that were not images by name."""
     written: List[Path]
     skipped: List[Tuple[Path, str]]
+    ignored: List[Path]
 
 
 def infer_to_dir(model: nn.Module, inputs: Sequence[Union[str, Path]], out_dir: Union[str, Path],
-                 opacity: float = 0.5) -> BatchResult:
+                 opacity: float = 0.5, force: bool = False) -> BatchResult:
     """Segment every input image and write ``STEM_color.png`` (Cityscapes palette), ``STEM_overlay.png`` and
     ``STEM_trainIds.png`` under ``out_dir``. A file that is not a readable image (truncated, corrupt, not an image)
     is skipped and listed in the result, so that one bad file in a folder does not cost the images after it.
-    Shows a progress bar."""
+    ``out_dir`` is built beside its destination and moved into place whole (the outputs of two runs are never
+    mixed); one that holds files is refused unless ``force``. Shows a progress bar."""
     pairs = collect_images(inputs)
     out_dir = Path(out_dir)
-    result = BatchResult([], [])
-    bar = ProgressBar(len(pairs))
-    for src, stem in pairs:
-        try:
-            image = load_image(src)
-        except (ValueError, OSError) as err:
-            result.skipped.append((src, str(err)))
-        else:
-            pred = inference(model, image)
-            for kind, array in (('color', colorize(pred)), ('overlay', overlay(image, pred, opacity)),
-                                ('trainIds', pred)):
-                path = out_dir / f'{stem}_{kind}.png'
-                ok, data = cv2.imencode('.png', array)
-                if not ok:
-                    raise ValueError(f'{path}: cannot encode an image of shape {array.shape} as PNG')
-                with atomic_write(path, 'wb') as handle:  # a crash never leaves a truncated mask
-                    handle.write(data.tobytes())
-                result.written.append(path)
-        bar.update()
+    result = BatchResult([], [], ignored_files(inputs))
+    with atomic_dir(out_dir, force) as tmp:
+        bar = ProgressBar(len(pairs))
+        for src, stem in pairs:
+            try:
+                image = load_image(src)
+            except (ValueError, OSError) as err:
+                result.skipped.append((src, str(err)))
+            else:
+                pred = inference(model, image)
+                for kind, array in (('color', colorize(pred)), ('overlay', overlay(image, pred, opacity)),
+                                    ('trainIds', pred)):
+                    name = f'{stem}_{kind}.png'
+                    ok, data = cv2.imencode('.png', array)
+                    if not ok:
+                        raise ValueError(f'{out_dir / name}: cannot encode an image of shape {array.shape} as PNG')
+                    (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / name).write_bytes(data.tobytes())
+                    result.written.append(out_dir / name)
+            bar.update()
     return result

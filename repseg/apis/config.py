@@ -1,26 +1,16 @@
 """Configs as the inference and deploy code builds them: SyncBN as BN, and a test pipeline that needs no labels."""
 import copy
-from pathlib import Path
-from typing import Any, List, Union
+from typing import Any, List
 
 from mmengine.config import Config
+
+from repseg.engine.config_file import ConfigLike, read_config
 
 #: Norm layer types that need a process group in training; on one machine they are built as plain BN.
 SYNC_NORM_TYPES = frozenset({'SyncBN', 'MMSyncBN'})
 
 #: Test-pipeline transforms that read or check ground truth, which inference does not have.
 LABEL_TRANSFORMS = frozenset({'LoadAnnotations', 'LoadAnnotationsChecked', 'LoadCamVidAnnotations', 'CheckSegLabels'})
-
-ConfigLike = Union[str, Path, Config]
-
-
-def read_config(config: ConfigLike) -> Config:
-    """A Config from a path (one-line error when missing) or a copy of a Config object."""
-    if isinstance(config, Config):
-        return copy.deepcopy(config)
-    if not Path(config).is_file():
-        raise FileNotFoundError(f'{config}: no such config file')
-    return Config.fromfile(str(config))
 
 
 def sync_bn_to_bn(node: Any) -> Any:

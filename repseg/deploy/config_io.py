@@ -1,11 +1,8 @@
 """The deploy config: the training config with a plain backbone, written as one self-contained file."""
 import copy
-from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 from mmengine.config import Config
-
-from repseg.utils.io import atomic_write
 
 
 def deploy_config(cfg: Config) -> Config:
@@ -32,9 +29,3 @@ def config_text(cfg: Config, header: Optional[str] = None) -> str:
     if header:
         text = ''.join(f'# {line}\n' for line in header.splitlines()) + text
     return text
-
-
-def write_text(path: Union[str, Path], text: str) -> None:
-    """All-or-nothing text write."""
-    with atomic_write(path, 'w') as handle:
-        handle.write(text)

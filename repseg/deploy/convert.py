@@ -13,9 +13,9 @@ from mmengine.config import Config
 
 from repseg.apis import build_segmentor, model_config, read_checkpoint, read_config
 from repseg.models import config_form, reparameterize, state_dict_form
-from repseg.utils import LOGIT_RTOL, MIN_AGREEMENT, LogitDiff, atomic_write
+from repseg.utils import LOGIT_RTOL, MIN_AGREEMENT, LogitDiff, atomic_dir, check_out_dir
 from repseg.version import __version__
-from .config_io import config_text, deploy_config, write_text
+from .config_io import config_text, deploy_config
 from .verify import verify_models
 
 DEPLOY_CHECKPOINT = 'deploy.pth'
@@ -43,14 +43,16 @@ class Conversion:
 def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, Path], out_dir: Union[str, Path],
                       image: Optional[Union[str, Path]] = None, atol: Optional[float] = None,
                       rtol: float = LOGIT_RTOL,
-                      min_agreement: float = MIN_AGREEMENT, shape: Sequence[int] = (256, 512),
+                      min_agreement: float = MIN_AGREEMENT, shape: Sequence[int] = (256, 512), force: bool = False,
                       log: Callable[[str], None] = print) -> Conversion:
     """Write ``out_dir/deploy.pth`` and ``out_dir/deploy_config.py`` for a trained RepVGG segmentor.
 
     Refuses (CheckpointError/ValueError, nothing written) an invalid checkpoint and a conversion whose logits
     differ by more than the tolerance (``atol``, else ``rtol * max|logit|``) or whose argmax agrees on fewer than
-    ``min_agreement`` of the pixels. Raises AlreadyDeployed for an input already in deploy form.
+    ``min_agreement`` of the pixels. Raises AlreadyDeployed for an input already in deploy form. ``out_dir`` is
+    built beside its destination and moved into place whole; one that holds files is refused unless ``force``.
     """
+    check_out_dir(out_dir, force)
     src_cfg = read_config(config)
     if image is not None and not Path(image).is_file():
         raise FileNotFoundError(f'{image}: no such image file')
@@ -94,8 +96,8 @@ def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, P
                        source_checkpoint=str(Path(checkpoint).resolve()), source_config=str(src_cfg.filename),
                        repseg_version=__version__, verification=[d.as_dict() for d in diffs])
     ckpt_path, cfg_path = out_dir / DEPLOY_CHECKPOINT, out_dir / DEPLOY_CONFIG
-    with atomic_write(ckpt_path, 'wb') as handle:  # renamed into place only after the config is written
-        torch.save(dict(meta=deploy_meta, state_dict=deploy_state), handle)
-        write_text(cfg_path, text)
+    with atomic_dir(out_dir, force) as tmp:
+        torch.save(dict(meta=deploy_meta, state_dict=deploy_state), tmp / DEPLOY_CHECKPOINT)
+        (tmp / DEPLOY_CONFIG).write_text(text)
     log(f'wrote {ckpt_path} and {cfg_path}')
     return Conversion(diffs, ckpt_path, cfg_path, deploy_meta)

@@ -8,18 +8,37 @@ from mmengine.config import DictAction
 
 #: Errors that come from bad input (a path, a config key, a value); anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               PermissionError)
+               IsADirectoryError, PermissionError)
+
+#: How torch re-raises an error of a dataloader worker: the worker's whole traceback inside the message.
+WORKER_TRACEBACK = 'Original Traceback (most recent call last):'
+
+
+def one_line(err: BaseException) -> str:
+    """The message of a user error on one line; for an error raised in a dataloader worker, the worker's own
+    message (the last line of the traceback torch packs into it), not the traceback."""
+    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    if WORKER_TRACEBACK in message:
+        last = message.rstrip().splitlines()[-1]
+        message = last.split(': ', 1)[1] if ': ' in last else last  # 'ValueError: x.png: ...' -> 'x.png: ...'
+    return ' '.join(message.split())
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run ``main``; print a user error as ``error: ...`` on one line and exit 2. REPSEG_DEBUG=1 shows tracebacks."""
+    """Run ``main``; print a user error as ``error: ...`` on one line and exit 2, an interrupt as one line and exit
+    130 (the tools write their results whole or not at all). REPSEG_DEBUG=1 shows tracebacks."""
     try:
         main()
+    except KeyboardInterrupt:
+        if os.environ.get('REPSEG_DEBUG'):
+            raise
+        print('error: interrupted; no result half-written (outputs are moved into place only when complete)',
+              file=sys.stderr)
+        sys.exit(130)
     except USER_ERRORS as err:
         if os.environ.get('REPSEG_DEBUG'):
             raise
-        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        print(f'error: {" ".join(message.split())}', file=sys.stderr)
+        print(f'error: {one_line(err)}', file=sys.stderr)
         sys.exit(2)
 
 

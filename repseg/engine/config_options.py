@@ -19,9 +19,23 @@ def _accepts(type_name: Any, key: str) -> Optional[bool]:
         return None
     for reg_name in _REGISTRIES:
         cls = getattr(mmseg_registry, reg_name).get(type_name)
-        if cls is not None:
-            params = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls).parameters
+        if cls is None:
+            continue
+        if not inspect.isclass(cls):
+            params = inspect.signature(cls).parameters
             return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        # ``**kwargs`` passed up the class hierarchy (CityscapesDataset -> BaseSegDataset): the bases' names count,
+        # and the chain is closed where an ``__init__`` takes no ``**kwargs`` (or at object)
+        for klass in inspect.getmro(cls)[:-1]:
+            init = klass.__dict__.get('__init__')
+            if init is None:
+                continue
+            params = inspect.signature(init).parameters
+            if key in params:
+                return True
+            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                return False
+        return False
     return None
 
 

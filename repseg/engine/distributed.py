@@ -89,11 +89,14 @@ def init_cpu_distributed(cfg: Config) -> bool:
     if get_device() != 'cpu' or dist.is_initialized():
         return False
     backend = dist_cfg.get('backend') or 'gloo'  # the config's, unless it needs GPUs (default_runtime: nccl)
+    backend = 'gloo' if backend == 'nccl' else backend
+    # the logged and saved config names the backend that runs
+    cfg.env_cfg = dict(cfg.get('env_cfg') or {}, dist_cfg=dict(dist_cfg, backend=backend))
     kwargs = {k: v for k, v in dist_cfg.items() if k not in ('backend', 'port', 'init_backend')}
     if kwargs.get('timeout') is not None:
         kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
-    dist.init_process_group(backend='gloo' if backend == 'nccl' else backend, rank=int(os.environ['RANK']),
-                            world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+    dist.init_process_group(backend=backend, rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']),
+                            **kwargs)
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
         # the arguments mmengine's Runner gives its default wrapper

@@ -2,24 +2,24 @@
 import os.path as osp
 from typing import Any, Dict, Optional
 
+import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 from repseg.runtime import with_runtime
+from .checkpoints import allow_runner_checkpoints, load_checked, read_checked
 from .checks import check_data_roots, check_fresh_work_dir
+from .config_file import read_config
 from .config_options import merge_checked_options
 from .distributed import distributed_run
-from .runner_checkpoints import allow_runner_checkpoints
 
 
 def load_config(config: str, cfg_options: Optional[Dict[str, Any]] = None, work_dir: Optional[str] = None,
                 launcher: str = 'none') -> Config:
     """Read a config, apply checked ``--cfg-options``, and set the launcher and work dir
     (default ``work_dirs/<config name>``, as in MMSegmentation)."""
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'{config}: no such config file')
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     merge_checked_options(cfg, cfg_options, config)
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
@@ -30,6 +30,12 @@ def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
     """Train with mmengine's Runner. Refuses to overwrite an earlier run's checkpoints unless resuming."""
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     check_fresh_work_dir(cfg.work_dir, resume)
+    if amp and not torch.cuda.is_available():
+        raise ValueError('--amp: needs a CUDA device (mmengine\'s AmpOptimWrapper); this machine has none, train '
+                         'without --amp')
+    start = cfg.get('load_from') or (find_latest_checkpoint(cfg.work_dir) if resume else None)
+    if start:  # the Runner would load it leniently (load_from) or end in a traceback (a truncated --resume file)
+        read_checked(cfg, start)
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -49,8 +55,8 @@ def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: 
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: no such checkpoint file')
     check_data_roots(cfg, ['test_dataloader'])
-    cfg.load_from = checkpoint
-    cfg.resume = False
+    state = read_checked(cfg, checkpoint)  # before the Runner writes anything; mmengine's own loader is lenient
+    cfg.load_from, cfg.resume = None, False
     if cityscapes_official and not out_dir:
         out_dir = osp.join(cfg.work_dir, 'pred_labelIds')
     if out_dir:
@@ -62,8 +68,8 @@ def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: 
         cfg.visualizer.save_dir = show_dir
     with distributed_run(cfg):
         runner = Runner.from_cfg(cfg)
-        # the runtime prepares its copy of the network on the first batch, after the Runner has loaded the weights
-        with_runtime(runner.model.module if is_model_wrapper(runner.model) else runner.model, runtime)
-        with allow_runner_checkpoints():
-            metrics = runner.test()
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        load_checked(model, checkpoint, state)
+        with_runtime(model, runtime)  # refuses a runtime that does not serve this model before any image is read
+        metrics = runner.test()
     return metrics

@@ -3,7 +3,6 @@ training (``qat``) share: ``int8_config.py`` (the float config with the ``OpenVI
 ``int8.pth`` (the IR inside a state dict), ``int8.xml`` / ``int8.bin`` (the same IR for OpenVINO users) and
 ``quantization.json``.
 """
-import contextlib
 import copy
 import platform
 from pathlib import Path
@@ -16,7 +15,7 @@ from torch import Tensor, nn
 
 from repseg.deploy import config_text
 from repseg.runtime.openvino_runtime import OpenVINONetwork, ir_bytes
-from repseg.utils import atomic_write, cpu_isa, machine_name, median_ms
+from repseg.utils import atomic_dir, cpu_isa, machine_name, median_ms
 from repseg.version import __version__
 from .evaluation import Evaluation, agreement_on_images
 from .ptq import layer_precisions, weight_bytes
@@ -29,22 +28,15 @@ SEGMENTOR_MODULE = 'repseg.quantization.segmentor'
 TIMING_REPEATS = 3
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """Refuse a folder that holds an earlier result (nothing is ever overwritten) or is not a folder."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f'{out_dir}: exists and is not a folder; expected a new or empty --out-dir')
-    earlier = [name for name in OUTPUTS if (out_dir / name).exists()]
-    if earlier:
-        raise FileExistsError(f'{out_dir}: holds an earlier result ({", ".join(earlier)}); choose another --out-dir')
-
-
 def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model: Any, int8_model: Any,
                  evaluation: Evaluation, example: Tensor, header: str, *, config: str, checkpoint: str, method: str,
-                 agreement_images: Sequence[Union[str, Path]] = (), log: Callable[[str], None] = print,
-                 **details: Any) -> QuantizationReport:
+                 agreement_images: Sequence[Union[str, Path]] = (), force: bool = False,
+                 log: Callable[[str], None] = print, **details: Any) -> QuantizationReport:
     """Write ``out_dir`` for ``int8_model`` (an ``openvino.Model``) evaluated as ``evaluation`` (networks 'fp32' and
     'int8'), all files or none. ``config`` / ``checkpoint``: the float model it came from; ``details``: the method's
-    own report fields. The int8 config and state dict are read back first and must give the evaluated network."""
+    own report fields. The int8 config and state dict are read back first and must give the evaluated network.
+    The folder is built beside ``out_dir`` and moved into place whole (``atomic_dir``; ``force`` replaces one that
+    holds files)."""
     fp32, int8 = OpenVINONetwork(fp32_model), OpenVINONetwork(int8_model)
     fp32_ms, int8_ms = (median_ms(lambda: net(example), repeats=TIMING_REPEATS) for net in (fp32, int8))
     xml, weights = ir_bytes(int8_model)
@@ -80,11 +72,11 @@ def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model:
         cpu={'name': machine_name(), **cpu_isa()}, **details)
     meta = {'dataset_meta': getattr(float_model, 'dataset_meta', None), 'quantization': report.summary(),
             'source_config': config, 'source_checkpoint': checkpoint, 'repseg_version': __version__}
-    with contextlib.ExitStack() as stack:  # each file is renamed into place when the stack closes without error
-        ckpt = stack.enter_context(atomic_write(out_dir / INT8_CHECKPOINT, 'wb'))  # entered first: renamed last
-        torch.save({'meta': meta, 'state_dict': state}, ckpt)
+    with atomic_dir(out_dir, force) as tmp:
+        torch.save({'meta': meta, 'state_dict': state}, tmp / INT8_CHECKPOINT)
         for name, mode, data in ((INT8_XML, 'wb', xml), (INT8_BIN, 'wb', weights), (INT8_CONFIG, 'w', text),
                                  (REPORT, 'w', report.to_json())):
-            stack.enter_context(atomic_write(out_dir / name, mode)).write(data)
+            with open(tmp / name, mode) as handle:
+                handle.write(data)
     log(f'wrote {", ".join(str(out_dir / name) for name in OUTPUTS)}')
     return report

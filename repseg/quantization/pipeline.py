@@ -17,10 +17,10 @@ from repseg.engine import merge_checked_options
 from repseg.models import SegLogits
 from repseg.models.kernel_ranges import range_report
 from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
-from repseg.utils import LOGIT_RTOL, compare_logits, median_ms
+from repseg.utils import LOGIT_RTOL, check_out_dir, compare_logits, median_ms
 from .calibration import CalibrationSet, network_inputs
 from .evaluation import ValidationItems, evaluate, validation_fn
-from .folder import check_out_dir, write_result
+from .folder import write_result
 from .ptq import backend_info, float_layers, layer_precisions, quantize_model, quantize_with_accuracy_control
 from .report import QuantizationReport
 from .segmentor import ir_segmentor
@@ -62,12 +62,13 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
                        num_calib: int = 300, max_drop: float = 1.0, preset: str = 'performance',
                        fast_bias_correction: bool = True, max_iterations: Optional[int] = None,
                        ranking_subset: Optional[int] = None, agreement_images: Sequence[Union[str, Path]] = (),
-                       cfg_options: Optional[dict] = None, log: Callable[[str], None] = print) -> QuantizationReport:
+                       cfg_options: Optional[dict] = None, force: bool = False,
+                       log: Callable[[str], None] = print) -> QuantizationReport:
     """Quantize a trained segmentor and write ``out_dir`` (module docstring); QuantizationRefused (nothing written)
     when int8 loses more than ``max_drop`` mIoU points even with the fallback. ``cfg_options``: checked
     ``--cfg-options`` (e.g. data roots)."""
     out_dir = Path(out_dir)
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, force)  # before the work; again when the folder is moved into place
     if max_drop < 0:
         raise ValueError(f'--max-drop {max_drop}: expected a non-negative number of mIoU points')
     if ranking_subset is not None and ranking_subset < 1:
@@ -130,7 +131,7 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
     return write_result(
         out_dir, cfg, float_model, fp32_model, final, final_ev, example, header, config=str(config),
         checkpoint=str(checkpoint), method='ptq' if control is None else 'accuracy_control',
-        agreement_images=agreement_images, log=log, deploy_conversion=source.conversion, max_drop=max_drop,
+        agreement_images=agreement_images, force=force, log=log, deploy_conversion=source.conversion, max_drop=max_drop,
         plain_ptq=plain.int8_result(float_layers(int8_model)), accuracy_control=control,
         calibration=calib.record(), parity_openvino_fp32_vs_eager=parity.as_dict(),
         backend=backend_info(preset, fast_bias_correction), kernel_ranges=kernels)

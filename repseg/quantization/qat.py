@@ -30,10 +30,10 @@ from repseg.apis import read_config
 from repseg.models import SegLogits
 from repseg.models.kernel_ranges import range_report
 from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
-from repseg.utils import compare_logits
+from repseg.utils import check_out_dir, compare_logits
 from .calibration import CalibrationSet, network_inputs
 from .evaluation import ValidationItems, evaluate
-from .folder import check_out_dir, write_result
+from .folder import write_result
 from .pipeline import FloatSegmentor, float_deploy_segmentor
 from .ptq import backend_info, nncf_settings, require_nncf
 from .report import QuantizationReport

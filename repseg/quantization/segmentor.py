@@ -31,11 +31,12 @@ class IRNetwork(nn.Module):
     """The IR as two uint8 buffers, compiled on first call; ``use`` plugs in any ``Tensor -> Tensor`` callable instead
     (quantization evaluates candidate models this way, without writing them)."""
 
-    def __init__(self, xml_bytes: int = 0, bin_bytes: int = 0, sha256: str = '', precision: str = 'int8'):
+    def __init__(self, xml_bytes: int = 0, bin_bytes: int = 0, sha256: str = '', precision: str = 'int8',
+                 out_channels: int = 0):
         super().__init__()
         self.register_buffer('xml', torch.zeros(int(xml_bytes), dtype=torch.uint8))
         self.register_buffer('weights', torch.zeros(int(bin_bytes), dtype=torch.uint8))
-        self.sha256, self.precision = sha256, precision
+        self.sha256, self.precision, self.out_channels = sha256, precision, int(out_channels)
         self._network: Optional[Callable[[Tensor], Tensor]] = None
 
     def use(self, network: Optional[Callable[[Tensor], Tensor]]) -> None:
@@ -43,20 +44,33 @@ class IRNetwork(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._network = None  # new bytes: compile (and check) them on the next call
+        self._network = None
+        if any(self.xml[:64].tolist()):
+            self._check_ir()  # at load time: a config that does not describe its IR evaluates nothing
+
+    def _check_ir(self) -> Any:
+        """The loaded IR as an ``openvino.Model``, refused in one line unless it is the config's: its SHA-256 and
+        its number of output channels (the classes)."""
+        xml, weights = self.xml.cpu().numpy().tobytes(), self.weights.cpu().numpy().tobytes()
+        if not any(xml[:64]):
+            raise ValueError(f'{SEGMENTOR_TYPE}: no IR loaded; load the checkpoint written with this config '
+                             f'(DIR/int8.pth beside DIR/int8_config.py)')
+        digest = ir_digest(xml, weights)
+        if self.sha256 and digest != self.sha256:
+            raise ValueError(f'{SEGMENTOR_TYPE}: the checkpoint\'s IR (sha256 {digest[:12]}...) is not the one '
+                             f'this config was written for ({self.sha256[:12]}...); use the int8.pth written '
+                             f'with this int8_config.py')
+        model = read_ir(xml, weights)
+        channels = model.outputs[0].get_partial_shape()[1]
+        if self.out_channels and channels.is_static and channels.get_length() != self.out_channels:
+            raise ValueError(f'{SEGMENTOR_TYPE}: the config says {self.out_channels} output channels (model.num_classes'
+                             f' / out_channels), its IR has {channels.get_length()}; use the int8_config.py written '
+                             f'with this int8.pth, unedited')
+        return model
 
     def forward(self, x: Tensor) -> Tensor:
         if self._network is None:
-            xml, weights = self.xml.cpu().numpy().tobytes(), self.weights.cpu().numpy().tobytes()
-            if not any(xml[:64]):
-                raise ValueError(f'{SEGMENTOR_TYPE}: no IR loaded; load the checkpoint written with this config '
-                                 f'(DIR/int8.pth beside DIR/int8_config.py)')
-            digest = ir_digest(xml, weights)
-            if self.sha256 and digest != self.sha256:
-                raise ValueError(f'{SEGMENTOR_TYPE}: the checkpoint\'s IR (sha256 {digest[:12]}...) is not the one '
-                                 f'this config was written for ({self.sha256[:12]}...); use the int8.pth written '
-                                 f'with this int8_config.py')
-            self._network = OpenVINONetwork(read_ir(xml, weights))
+            self._network = OpenVINONetwork(self._check_ir())
         return self._network(x).to(x.device)
 
     def __getstate__(self) -> Dict[str, Any]:  # deepcopy/pickle: the compiled model is rebuilt on demand
@@ -76,8 +90,12 @@ class OpenVINOEncoderDecoder(EncoderDecoder):
                  data_preprocessor: Optional[dict] = None, test_cfg: Optional[dict] = None,
                  train_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None, **unused: Any):
         BaseSegmentor.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.network = IRNetwork(**dict(ir))
         self.num_classes, self.out_channels = int(num_classes), int(out_channels or num_classes)
+        if self.num_classes != (2 if self.out_channels == 1 else self.out_channels):  # mmseg's rule for its heads
+            raise ValueError(f'{SEGMENTOR_TYPE}: model.num_classes={self.num_classes} does not fit '
+                             f'model.out_channels={self.out_channels} (the channels of its IR); use the int8_config.py '
+                             f'written with this int8.pth, unedited')
+        self.network = IRNetwork(**dict(ir), out_channels=self.out_channels)
         self.align_corners, self.train_cfg = bool(align_corners), train_cfg
         self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
 

@@ -1,6 +1,7 @@
 """Safe reading of checkpoints from outside and all-or-nothing writes."""
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -84,3 +85,55 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
     """``torch.save`` that never leaves a half-written file at ``path``."""
     with atomic_write(path, 'wb') as handle:
         torch.save(obj, handle)
+
+
+def check_out_file(path: PathLike, force: bool = False) -> None:
+    """Refuse, before any work, an output file path that is a folder, or a file that exists unless ``force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f'{path}: is a folder; expected the path of the file to write')
+    if path.exists() and not force:
+        raise FileExistsError(f'{path}: exists (an earlier result); choose another path, or pass --force to '
+                              f'replace it')
+
+
+def check_out_dir(path: PathLike, force: bool = False) -> None:
+    """Refuse an out-dir that is not a folder, or that holds files (an earlier result: outputs of two runs are never
+    mixed) unless ``force``, which replaces it whole."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f'{path}: exists and is not a folder; expected a new or empty out-dir')
+    held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if held and not force:
+        shown = ', '.join(held[:4]) + (f' (+{len(held) - 4} more)' if len(held) > 4 else '')
+        raise FileExistsError(f'{path}: holds an earlier result ({shown}); choose another out-dir, or pass --force '
+                              f'to replace the folder whole')
+
+
+@contextmanager
+def atomic_dir(path: PathLike, force: bool = False) -> Iterator[Path]:
+    """Build a folder result in a temporary sibling of ``path`` and move it onto ``path`` only when the block
+    succeeds: an error or an interrupt at any moment leaves ``path`` as it was. ``path`` is checked with
+    ``check_out_dir`` before and again after the block (files may have appeared meanwhile); ``force`` replaces it."""
+    path = Path(path)
+    check_out_dir(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+    old = None
+    try:
+        yield tmp
+        check_out_dir(path, force)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; the folder gets the mode mkdir would give
+        if path.exists():  # a folder cannot be renamed onto a non-empty one: the old one steps aside first
+            old = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.old', dir=path.parent))
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,23 @@
+"""Reading a config file with one-line errors: mmengine reports a syntax error without the file's name."""
+import copy
+from pathlib import Path
+from typing import Union
+
+from mmengine.config import Config
+
+ConfigLike = Union[str, Path, Config]
+
+
+def read_config(config: ConfigLike) -> Config:
+    """A Config from a path, or a copy of a Config object. A missing file, a syntax error or a file cut short is
+    one ``ValueError`` / ``FileNotFoundError`` line naming the file (and the line, where Python knows it)."""
+    if isinstance(config, Config):
+        return copy.deepcopy(config)
+    if not Path(config).is_file():
+        raise FileNotFoundError(f'{config}: no such config file')
+    try:
+        return Config.fromfile(str(config))
+    except SyntaxError as err:
+        where = f'line {err.lineno}' if err.lineno else 'somewhere'
+        raise ValueError(f'{config} (or a _base_ file it names): not a valid Python config, {err.msg} at {where}; '
+                         f'a file cut short or edited by hand?') from None

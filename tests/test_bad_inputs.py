@@ -1,0 +1,207 @@
+"""Bad input, tool by tool: exit status 2 (130 for an interrupt), one ``error:`` line naming the file or key, no
+traceback, and every file that existed before the run unchanged; nothing half-written, no temporary file left."""
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, make_tiny, run_tool_in_process
+
+import repseg.apis.batch
+import repseg.deploy.convert
+from repseg.deploy import convert_to_deploy
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    """The tiny model in both forms, and files broken in the usual ways."""
+    root = tmp_path_factory.mktemp('bad')
+    config, checkpoint = make_tiny(root)
+    convert_to_deploy(config, checkpoint, root / 'deploy', shape=(64, 128), log=lambda s: None)
+    data = checkpoint.read_bytes()
+    (root / 'truncated.pth').write_bytes(data[:len(data) // 2])
+    (root / 'empty.pth').write_bytes(b'')
+    (root / 'notes.pth').write_text('not a checkpoint, whatever the name says\n')
+    state = torch.load(checkpoint, weights_only=True)['state_dict']
+    state = {k: (v[:5] if k.startswith('decode_head.conv_seg.') else v) for k, v in state.items()}
+    torch.save({'state_dict': state}, root / 'five_classes.pth')
+    text = config.read_text()
+    (root / 'syntax.py').write_text(text.replace('model = dict(', 'model = dict(,', 1))
+    (root / 'cut.py').write_text(text[:text.index('decode_head')])
+    (root / 'taken').mkdir()
+    (root / 'taken' / 'earlier.png').write_bytes(b'an earlier result')
+    (root / 'model.onnx').write_bytes(b'an earlier export')
+    resume = root / 'resume'
+    resume.mkdir()
+    (resume / 'iter_2.pth').write_bytes(data[:1000])
+    (resume / 'last_checkpoint').write_text(str(resume / 'iter_2.pth'))
+    return root
+
+
+def snapshot(root: Path) -> dict:
+    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob('*') if p.is_file()}
+
+
+#: (tool, arguments with {root}, what the one error line must contain)
+CASES = {
+    'test: train checkpoint, deploy config': (
+        'test.py', ['{root}/deploy/deploy_config.py', '{root}/tiny.pth'],
+        '{root}/tiny.pth: a train-form RepVGG checkpoint, but the config builds the deploy form; convert it'),
+    'test: deploy checkpoint, train config': (
+        'test.py', ['{root}/tiny.py', '{root}/deploy/deploy.pth'],
+        '{root}/deploy/deploy.pth: a deploy-form RepVGG checkpoint, but the config builds the train form; use the '
+        'deploy_config.py'),
+    'test: other number of classes': (
+        'test.py', ['{root}/tiny.py', '{root}/five_classes.pth'],
+        '{root}/five_classes.pth: decode_head.conv_seg.weight has 5 classes, the config builds 19'),
+    'test: truncated checkpoint': (
+        'test.py', ['{root}/tiny.py', '{root}/truncated.pth'],
+        '{root}/truncated.pth: not a readable PyTorch checkpoint, truncated or corrupt'),
+    'test: empty checkpoint': (
+        'test.py', ['{root}/tiny.py', '{root}/empty.pth'], '{root}/empty.pth: not a'),
+    'test: text file named .pth': (
+        'test.py', ['{root}/tiny.py', '{root}/notes.pth'], '{root}/notes.pth: not a'),
+    'test: config with a syntax error': (
+        'test.py', ['{root}/syntax.py', '{root}/tiny.pth'], '{root}/syntax.py (or a _base_ file it names): not a '
+        'valid Python config, invalid syntax at line'),
+    'test: config cut short': (
+        'test.py', ['{root}/cut.py', '{root}/tiny.pth'], '{root}/cut.py (or a _base_ file it names): not a valid'),
+    'test: unknown --cfg-options key': (
+        'test.py', ['{root}/tiny.py', '{root}/tiny.pth', '--cfg-options', 'model.backbone.no_such_key=1'],
+        'no_such_key'),
+    'train: unknown dataset argument in --cfg-options': (
+        'train.py', ['{root}/tiny.py', '--work-dir', '{root}/w', '--cfg-options',
+                     'train_dataloader.dataset.data_rot=x'],
+        "--cfg-options train_dataloader.dataset.data_rot: {root}/tiny.py has no key 'data_rot'"),
+    'train: --amp without CUDA': (
+        'train.py', ['{root}/tiny.py', '--amp', '--work-dir', '{root}/amp'], '--amp: needs a CUDA device'),
+    'train: --resume from a truncated last checkpoint': (
+        'train.py', ['{root}/tiny.py', '--resume', '--work-dir', '{root}/resume'],
+        '{root}/resume/iter_2.pth: not a readable PyTorch checkpoint, truncated or corrupt'),
+    'train: --load-from a deploy checkpoint': (
+        'train.py', ['{root}/tiny.py', '--load-from', '{root}/deploy/deploy.pth', '--work-dir', '{root}/load'],
+        '{root}/deploy/deploy.pth: a deploy-form RepVGG checkpoint, but the config builds the train form'),
+    'infer: out-dir holds an earlier result': (
+        'infer.py', ['{root}/tiny.py', '{root}/tiny.pth', '{root}/data/leftImg8bit/val', '--out-dir', '{root}/taken'],
+        '{root}/taken: holds an earlier result (earlier.png); choose another out-dir, or pass --force'),
+    'infer: train checkpoint, deploy config': (
+        'infer.py', ['{root}/deploy/deploy_config.py', '{root}/tiny.pth', '{root}/data', '--out-dir', '{root}/o'],
+        '{root}/tiny.pth: a train-form RepVGG checkpoint, but the config builds the deploy form'),
+    'convert: out-dir holds an earlier result': (
+        'convert_to_deploy.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out-dir', '{root}/taken'],
+        '{root}/taken: holds an earlier result (earlier.png)'),
+    'import_pretrained: destination is a folder': (
+        'import_pretrained.py', ['{root}/tiny.pth', '{root}/taken'], '{root}/taken: is a folder; expected the path'),
+    'export_onnx: output exists': (
+        'export_onnx.py', ['{root}/deploy/deploy_config.py', '{root}/deploy/deploy.pth', '--out', '{root}/model.onnx'],
+        '{root}/model.onnx: exists (an earlier result); choose another path, or pass --force'),
+}
+
+
+def error_line(proc, root: Path) -> str:
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    return errors[0]
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_bad_input_is_one_line_and_changes_nothing(tiny, case):
+    tool, args, expected = CASES[case]
+    before = snapshot(tiny)
+    proc = run_tool_in_process(tool, *(a.format(root=tiny) for a in args), cwd=tiny)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert expected.format(root=tiny) in error_line(proc, tiny)
+    assert snapshot(tiny) == before  # nothing written, nothing changed, no temporary file left
+
+
+def test_label_error_in_a_dataloader_worker_is_the_workers_line(tiny, tmp_path):
+    """A label outside the classes, found by a dataloader worker process: its own one-line message, not the
+    worker's traceback that torch packs into the re-raised error."""
+    data = tmp_path / 'data'
+    for src in (tiny / 'data').rglob('*'):
+        if src.is_file():
+            (data / src.relative_to(tiny / 'data')).parent.mkdir(parents=True, exist_ok=True)
+            (data / src.relative_to(tiny / 'data')).write_bytes(src.read_bytes())
+    label = sorted((data / 'gtFine' / 'val').rglob('*_labelTrainIds.png'))[0]
+    mask = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+    mask[0, 0] = 77
+    cv2.imwrite(str(label), mask)
+    # a process of its own, as a user runs it: with the worker forked from pytest's process, NNCF's QAT tests later
+    # in the session crashed (SIGSEGV)
+    proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'test.py'), str(tiny / 'tiny.py'),
+                           str(tiny / 'tiny.pth'), '--work-dir', str(tmp_path / 'wd'), '--cfg-options',
+                           f'test_dataloader.dataset.data_root={data}', 'test_dataloader.num_workers=1'],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = error_line(proc, tmp_path)
+    assert str(label) in line and '77' in line and 'Original Traceback' not in line
+
+
+def test_interrupt_while_writing_leaves_the_earlier_state(tiny, monkeypatch, tmp_path):
+    """Ctrl-C in the middle of writing: exit 130, one line, the out-dir as it was (here: absent, then an earlier
+    result replaced with --force), no temporary folder beside it."""
+    out = tmp_path / 'out'
+    calls = []
+
+    def interrupted_save(*args, **kwargs):
+        calls.append(args[1])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(repseg.deploy.convert.torch, 'save', interrupted_save)
+    proc = run_tool_in_process('convert_to_deploy.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--out-dir', out,
+                               cwd=tmp_path)
+    assert proc.returncode == 130 and calls and error_line(proc, tmp_path).startswith('error: interrupted')
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    out.mkdir()
+    (out / 'earlier.png').write_bytes(b'earlier')
+    images = tiny / 'data' / 'leftImg8bit' / 'val'
+    seen = []
+
+    def interrupted_inference(model, image):  # the second image: the first one's outputs are already written
+        seen.append(image.shape)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return np.zeros(image.shape[:2], np.uint8)
+
+    monkeypatch.setattr(repseg.apis.batch, 'inference', interrupted_inference)
+    proc = run_tool_in_process('infer.py', tiny / 'tiny.py', tiny / 'tiny.pth', images, '--out-dir', out, '--force',
+                               cwd=tmp_path)
+    assert proc.returncode == 130 and len(seen) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ['out'] and [p.name for p in out.iterdir()] == ['earlier.png']
+
+
+def test_force_replaces_the_folder_whole(tiny, tmp_path):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'earlier.png').write_bytes(b'earlier')
+    proc = run_tool_in_process('infer.py', tiny / 'tiny.py', tiny / 'tiny.pth', tiny / 'data' / 'leftImg8bit' / 'val',
+                               '--out-dir', out, '--force', cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'earlier.png' not in {p.name for p in out.rglob('*')} and len(list(out.rglob('*_trainIds.png'))) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ['out']
+
+
+def test_truncated_jpeg_is_a_bad_file_and_unused_files_are_named(tiny, tmp_path):
+    """A JPEG cut short decodes in part with only a decoder warning: it is reported and skipped like any
+    unreadable file; a file without an image suffix is named as not used."""
+    images = tmp_path / 'images'
+    images.mkdir()
+    frame = cv2.imread(str(sorted((tiny / 'data' / 'leftImg8bit' / 'val').rglob('*.png'))[0]))
+    jpeg = cv2.imencode('.jpg', frame)[1].tobytes()
+    (images / 'good.jpg').write_bytes(jpeg)
+    (images / 'cut.jpg').write_bytes(jpeg[:len(jpeg) * 2 // 3])
+    (images / 'README').write_text('notes\n')
+    out = tmp_path / 'out'
+    proc = run_tool_in_process('infer.py', tiny / 'tiny.py', tiny / 'tiny.pth', images, '--out-dir', out, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert error_line(proc, tmp_path) == (f'error: {images / "cut.jpg"}: not a readable image (truncated, corrupt '
+                                          f'or not an image file); skipped')
+    assert f'note: {images / "README"}: not an image file name' in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['good_color.png', 'good_overlay.png', 'good_trainIds.png']
