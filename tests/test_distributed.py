@@ -132,6 +132,9 @@ def test_two_processes_of_two_images_train_as_one_process_of_four(tiny, dist_tra
     """SyncBN statistics over both processes' images and DDP's averaged gradients: one iteration of 2 processes x 2
     images gives the weights (and BN running statistics) of one process x the same 4 images."""
     assert dist_train.after_crash == ['iter_1.pth'], dist_train.crashed.stderr[-3000:]
+    # the saved config names the backend that ran (MMSegmentation's default_runtime says nccl)
+    saved = Config.fromfile(str(dist_train.wd / 'tiny_probe.py'), import_custom_modules=False)
+    assert saved.env_cfg.dist_cfg.backend == 'gloo'
     cfg = load_config(str(tiny / 'tiny.py'), {'train_dataloader.batch_size': 4, 'train_cfg.max_iters': 1,
                                               'load_from': str(tiny / 'init.pth')}, work_dir=str(tmp_path / 'one'))
     train(cfg)
