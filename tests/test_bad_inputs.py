@@ -94,6 +94,12 @@ CASES = {
     'convert: out-dir holds an earlier result': (
         'convert_to_deploy.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out-dir', '{root}/taken'],
         '{root}/taken: holds an earlier result (earlier.png)'),
+    'test: --out holds earlier predictions': (
+        'test.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out', '{root}/taken', '--work-dir', '{root}/t'],
+        '{root}/taken: holds an earlier result (earlier.png)'),
+    'benchmark: out-dir holds an earlier result': (
+        'benchmark.py', ['--configs', '{root}/tiny.py', '--out', '{root}/taken'],
+        '{root}/taken: holds an earlier result (earlier.png)'),
     'import_pretrained: destination is a folder': (
         'import_pretrained.py', ['{root}/tiny.pth', '{root}/taken'], '{root}/taken: is a folder; expected the path'),
     'export_onnx: output exists': (

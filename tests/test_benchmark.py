@@ -38,14 +38,18 @@ def close(a: float, b: float) -> bool:
 @pytest.fixture(scope='module')
 def bench(tmp_path_factory):
     pytest.importorskip('nncf')
-    out = tmp_path_factory.mktemp('bench')
+    root = tmp_path_factory.mktemp('bench')
     for name, text in TINY.items():
-        (out / name).write_text(text.format(repo=REPO, r50=R50))
+        (root / name).write_text(text.format(repo=REPO, r50=R50))
+    out = root / 'out'
     runtimes = ','.join([*FP32_RUNTIMES, 'openvino_int8'])
-    proc = run_tool_in_process('benchmark.py', '--configs', *(out / name for name in TINY), '--shape', '65', '65',
+    proc = run_tool_in_process('benchmark.py', '--configs', *(root / name for name in TINY), '--shape', '65', '65',
                                '--repeats', '1', '--warmup', '1', '--runtime', runtimes, '--backbone', 'none',
                                '--out', out, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [str(out / name) for name in ('benchmark.json', 'benchmark.md', 'benchmark.png')]
+    assert sorted(p.name for p in root.iterdir()) == ['out', *sorted(TINY)]  # built beside it, moved into place
+    assert len(list((out / 'logs').glob('*.log'))) == 8  # a log per worker: 7 models x runtimes + the ceiling
     return out, json.loads((out / 'benchmark.json').read_text())
 
 

@@ -12,13 +12,14 @@ against fp32 eager on a fifth, held-out crop (max |diff| / max |logit| and argma
 A folder written by tools/quantize.py is measured as it is with --configs DIR/int8_config.py (its int8.pth beside it).
 """
 import argparse
+import os
 import shlex
 import sys
 
 from repseg.benchmark import BACKBONE_CHOICES, DEFAULT_CONFIGS, INT8_RUNTIMES, run_benchmark, write_reports
 from repseg.engine import run_cli
 from repseg.runtime import RUNTIMES
-from repseg.utils import cpu_isa, machine_name
+from repseg.utils import atomic_dir, check_out_dir, cpu_isa, machine_name
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,25 +39,29 @@ def parse_args() -> argparse.Namespace:
                         help='deploy backbones also measured alone, for the 3x3-conv ceiling ratio: auto (the first '
                              'RepVGG config), all, none')
     parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: all CPUs)')
-    parser.add_argument('--out', required=True, help='output directory for benchmark.json/.md/.png and logs/')
+    parser.add_argument('--out', required=True, help='new output folder for benchmark.json/.md/.png and logs/')
+    parser.add_argument('--force', action='store_true', help='replace an --out folder that holds files (whole)')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     import torch
-    recs = run_benchmark(args.configs, args.out, shape=tuple(args.shape), batch=args.batch, repeats=args.repeats,
-                         device=args.device, runtimes=args.runtime.split(','), backbone=args.backbone,
-                         warmup=args.warmup, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
-    threads = recs[0]['threads'] if recs else args.threads
-    machine = torch.cuda.get_device_name() if args.device.startswith('cuda') else machine_name()
-    for rec in recs:
-        rec['machine'] = machine
-    meta = dict(machine=machine, device=args.device, shape=args.shape, batch=args.batch, repeats=args.repeats,
-                threads=threads, torch=torch.__version__, cpu_isa=cpu_isa(),
-                command='python ' + ' '.join(shlex.quote(a) for a in sys.argv))
-    for path in write_reports(recs, args.out, meta):
-        print(path)
+    check_out_dir(args.out, args.force)  # before the measurement; again when the folder is moved into place
+    with atomic_dir(args.out, args.force) as tmp:  # worker logs, then the reports, all or nothing
+        recs = run_benchmark(args.configs, str(tmp), shape=tuple(args.shape), batch=args.batch, repeats=args.repeats,
+                             device=args.device, runtimes=args.runtime.split(','), backbone=args.backbone,
+                             warmup=args.warmup, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
+        threads = recs[0]['threads'] if recs else args.threads
+        machine = torch.cuda.get_device_name() if args.device.startswith('cuda') else machine_name()
+        for rec in recs:
+            rec['machine'] = machine
+        meta = dict(machine=machine, device=args.device, shape=args.shape, batch=args.batch, repeats=args.repeats,
+                    threads=threads, torch=torch.__version__, cpu_isa=cpu_isa(),
+                    command='python ' + ' '.join(shlex.quote(a) for a in sys.argv))
+        names = [path.name for path in write_reports(recs, str(tmp), meta)]
+    for name in names:
+        print(os.path.join(args.out, name))
 
 
 if __name__ == '__main__':

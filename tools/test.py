@@ -15,7 +15,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description='Test a RepSeg/MMSegmentation segmentor')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--out', help='write predictions as Cityscapes labelId PNGs into this folder')
+    parser.add_argument('--out', help='write predictions as Cityscapes labelId PNGs into this new folder')
+    parser.add_argument('--force', action='store_true', help='empty an --out folder that holds files first')
     parser.add_argument('--show-dir', help='write prediction overlays into this folder')
     parser.add_argument('--cityscapes-official', action='store_true',
                         help="also grade the labelId PNGs with cityscapesscripts' pixel-level evaluation")
@@ -25,7 +26,7 @@ def main() -> None:
     args = parse_runner_args(parser)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     test(cfg, args.checkpoint, out_dir=args.out, show_dir=args.show_dir, cityscapes_official=args.cityscapes_official,
-         runtime=args.runtime)
+         runtime=args.runtime, force=args.force)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,7 @@
 """What tools/train.py and tools/test.py do, as functions: config assembly and the mmengine Runner."""
+import os
 import os.path as osp
+import shutil
 from typing import Any, Dict, Optional
 
 import torch
@@ -8,6 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from repseg.runtime import with_runtime
+from repseg.utils import check_out_dir
 from .checkpoints import allow_runner_checkpoints, load_checked, read_checked
 from .checks import check_data_roots, check_fresh_work_dir
 from .config_file import read_config
@@ -48,10 +51,11 @@ def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
 
 
 def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: Optional[str] = None,
-         cityscapes_official: bool = False, runtime: str = 'eager') -> Dict[str, float]:
+         cityscapes_official: bool = False, runtime: str = 'eager', force: bool = False) -> Dict[str, float]:
     """Evaluate ``checkpoint``: the config's metrics (mIoU, mAcc, aAcc and per-class IoU for IoUMetric), plus
     labelId PNGs in ``out_dir`` and the official Cityscapes class mIoU when asked. ``runtime`` (a name in
-    ``repseg.runtime.RUNTIMES``) runs the network through that deploy runtime inside MMSegmentation's test loop."""
+    ``repseg.runtime.RUNTIMES``) runs the network through that deploy runtime inside MMSegmentation's test loop.
+    An ``out_dir`` that holds files is refused unless ``force``, which empties it first."""
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: no such checkpoint file')
     check_data_roots(cfg, ['test_dataloader'])
@@ -59,7 +63,10 @@ def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: 
     cfg.load_from, cfg.resume = None, False
     if cityscapes_official and not out_dir:
         out_dir = osp.join(cfg.work_dir, 'pred_labelIds')
-    if out_dir:
+    if out_dir:  # the predictions of one run only: what the official evaluator grades must be this model's
+        check_out_dir(out_dir, force)
+        if force and osp.isdir(out_dir) and os.environ.get('RANK', '0') == '0':
+            shutil.rmtree(out_dir)
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators,
                               dict(type='CityscapesLabelIdWriter', out_dir=out_dir, official=cityscapes_official)]
