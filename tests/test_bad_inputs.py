@@ -125,14 +125,31 @@ def test_bad_input_is_one_line_and_changes_nothing(tiny, case):
     assert snapshot(tiny) == before  # nothing written, nothing changed, no temporary file left
 
 
-def test_label_error_in_a_dataloader_worker_is_the_workers_line(tiny, tmp_path):
-    """A label outside the classes, found by a dataloader worker process: its own one-line message, not the
-    worker's traceback that torch packs into the re-raised error."""
+def copy_data(tiny: Path, tmp_path: Path) -> Path:
     data = tmp_path / 'data'
     for src in (tiny / 'data').rglob('*'):
         if src.is_file():
             (data / src.relative_to(tiny / 'data')).parent.mkdir(parents=True, exist_ok=True)
             (data / src.relative_to(tiny / 'data')).write_bytes(src.read_bytes())
+    return data
+
+
+def test_cut_short_image_in_a_dataset_is_one_line(tiny, tmp_path):
+    """A PNG cut short in the val set (OpenCV would decode its upper part, grey below): tools/test.py names it."""
+    data = copy_data(tiny, tmp_path)
+    image = sorted((data / 'leftImg8bit' / 'val').rglob('*.png'))[-1]
+    image.write_bytes(image.read_bytes()[:-200])
+    proc = run_tool_in_process('test.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--work-dir', tmp_path / 'wd',
+                               '--cfg-options', f'test_dataloader.dataset.data_root={data}', cwd=tmp_path)
+    assert proc.returncode == 2
+    assert error_line(proc, tmp_path) == (f'error: {image}: truncated image (no end-of-image marker); expected a '
+                                          f'complete image file')
+
+
+def test_label_error_in_a_dataloader_worker_is_the_workers_line(tiny, tmp_path):
+    """A label outside the classes, found by a dataloader worker process: its own one-line message, not the
+    worker's traceback that torch packs into the re-raised error."""
+    data = copy_data(tiny, tmp_path)
     label = sorted((data / 'gtFine' / 'val').rglob('*_labelTrainIds.png'))[0]
     mask = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
     mask[0, 0] = 77
@@ -211,3 +228,35 @@ def test_truncated_jpeg_is_a_bad_file_and_unused_files_are_named(tiny, tmp_path)
                                           f'or not an image file); skipped')
     assert f'note: {images / "README"}: not an image file name' in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ['good_color.png', 'good_overlay.png', 'good_trainIds.png']
+
+
+@pytest.mark.parametrize('where', ['evaluation', 'writing'])
+def test_interrupted_quantization_leaves_the_earlier_folder(tiny, monkeypatch, tmp_path, where):
+    """Ctrl-C while tools/quantize.py evaluates int8 against fp32, or while it writes the folder: exit 130 and the
+    out-dir (an earlier result, given with --force) exactly as it was."""
+    pytest.importorskip('nncf')
+    import repseg.quantization.pipeline
+
+    reached, save = [], torch.save
+
+    def interrupt(*args, **kwargs):
+        reached.append(where)
+        raise KeyboardInterrupt
+
+    def save_into_the_new_folder_interrupted(obj, path, *args, **kwargs):
+        if Path(str(path)).parent.name.startswith('.int8.'):  # the folder built beside the out-dir
+            interrupt()
+        return save(obj, path, *args, **kwargs)  # the deploy conversion before, in a temporary folder
+
+    if where == 'evaluation':
+        monkeypatch.setattr(repseg.quantization.pipeline, 'evaluate', interrupt)
+    else:
+        monkeypatch.setattr(torch, 'save', save_into_the_new_folder_interrupted)
+    out = tmp_path / 'int8'
+    out.mkdir()
+    (out / 'earlier.png').write_bytes(b'earlier')
+    proc = run_tool_in_process('quantize.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--out-dir', out, '--num-calib', '2',
+                               '--force', cwd=tmp_path)
+    assert proc.returncode == 130 and reached == [where], proc.stderr[-3000:]
+    assert error_line(proc, tmp_path).startswith('error: interrupted')
+    assert [p.name for p in tmp_path.iterdir()] == ['int8'] and [p.name for p in out.iterdir()] == ['earlier.png']

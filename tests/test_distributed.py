@@ -233,3 +233,13 @@ def test_slurm_environment_becomes_torch_distributed_variables():
     assert slurm_env(env, port=29612)['MASTER_PORT'] == '29612'
     with pytest.raises(ValueError, match='SLURM_NTASKS not set; start the tool with srun'):
         slurm_env(dict(SLURM_PROCID='0', SLURM_NODELIST='n1'))
+
+
+def test_an_error_every_rank_finds_is_printed_once(tiny):
+    """A checkpoint that does not fit, under torchrun: both ranks refuse it, rank 0 alone says so."""
+    bad = tiny / 'notes.pth'
+    bad.write_text('not a checkpoint\n')
+    proc = torchrun(tiny, 'test.py', 'tiny.py', bad, '--work-dir', 'wd_bad')
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert errors == [f'error: {bad}: not a PyTorch checkpoint (Unsupported operand 110)'], proc.stderr[-3000:]

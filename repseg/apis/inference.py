@@ -18,12 +18,10 @@ from mmseg.structures import SegDataSample
 from torch import nn
 
 from repseg.engine.checkpoints import StateDict, check_state_dict, read_checkpoint
+from repseg.utils.io import is_cut_short
 from .config import ConfigLike, inference_pipeline, model_config
 
 ImageLike = Union[str, Path, np.ndarray]
-
-#: The bytes a complete file of a format (by its first bytes) ends with: JPEG's end-of-image marker, PNG's IEND chunk.
-END_MARKERS = {b'\xff\xd8': b'\xff\xd9', b'\x89PNG\r\n\x1a\n': b'IEND\xaeB`\x82'}
 
 
 def build_segmentor(cfg: Config, state: StateDict, meta: Dict[str, Any], source: Any = 'checkpoint') -> nn.Module:
@@ -54,15 +52,9 @@ def load_image(img: ImageLike) -> np.ndarray:
     path = Path(img)
     if not path.is_file():
         raise FileNotFoundError(f'{path}: no such image file')
-    data = path.read_bytes()
-    unreadable = ValueError(f'{path}: not a readable image (truncated, corrupt or not an image file)')
-    # a cut-short JPEG or PNG decodes in part (the rest grey) with only a decoder warning: check its last bytes
-    for magic, end in END_MARKERS.items():
-        if data.startswith(magic) and not data.rstrip(b'\x00\r\n ').endswith(end):
-            raise unreadable
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    array = None if is_cut_short(path) else cv2.imread(str(path), cv2.IMREAD_COLOR)
     if array is None:
-        raise unreadable
+        raise ValueError(f'{path}: not a readable image (truncated, corrupt or not an image file)')
     return array
 
 

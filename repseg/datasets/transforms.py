@@ -5,6 +5,7 @@ Why: with the stock transforms, pointing a config at ``_gtFine_labelIds.png`` (i
 corrupt label PNG fails with "cannot identify image file <_io.BytesIO ...>" (no file name) and a corrupt or empty
 image with an assertion or a multi-line OpenCV error.
 """
+import os.path as osp
 from typing import Optional
 
 import numpy as np
@@ -12,6 +13,13 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms import LoadImageFromFile as _LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations as _LoadAnnotations
 from mmseg.registry import TRANSFORMS
+
+from repseg.utils.io import is_cut_short
+
+
+def _check_complete(path: str, what: str) -> None:
+    if osp.isfile(path) and is_cut_short(path):
+        raise ValueError(f'{path}: truncated {what} (no end-of-image marker); expected a complete image file')
 
 
 def _reraise_one_line(err: Exception, path: str, what: str) -> None:
@@ -24,9 +32,11 @@ def _reraise_one_line(err: Exception, path: str, what: str) -> None:
 
 @TRANSFORMS.register_module()
 class LoadImageFromFileChecked(_LoadImageFromFile):
-    """``LoadImageFromFile`` whose errors for a missing, empty or corrupt image are one line naming the file."""
+    """``LoadImageFromFile`` whose errors for a missing, empty, corrupt or cut-short image are one line naming the
+    file (a cut-short JPEG or PNG would otherwise decode in part, grey below, with a decoder warning only)."""
 
     def transform(self, results: dict) -> Optional[dict]:
+        _check_complete(results.get('img_path', ''), 'image')
         try:
             return super().transform(results)
         except Exception as err:  # noqa: BLE001  (re-raised as one line)
@@ -35,9 +45,11 @@ class LoadImageFromFileChecked(_LoadImageFromFile):
 
 @TRANSFORMS.register_module()
 class LoadAnnotationsChecked(_LoadAnnotations):
-    """MMSegmentation's ``LoadAnnotations`` whose errors for a missing or corrupt label map name the file."""
+    """MMSegmentation's ``LoadAnnotations`` whose errors for a missing, corrupt or cut-short label map name the
+    file."""
 
     def transform(self, results: dict) -> Optional[dict]:
+        _check_complete(results.get('seg_map_path', ''), 'label map')
         try:
             return super().transform(results)
         except Exception as err:  # noqa: BLE001  (re-raised as one line)

@@ -4,6 +4,7 @@ import os
 import sys
 from typing import Callable
 
+import torch.distributed as dist
 from mmengine.config import DictAction
 
 #: Errors that come from bad input (a path, a config key, a value); anything else is a bug and keeps its traceback.
@@ -24,6 +25,19 @@ def one_line(err: BaseException) -> str:
     return ' '.join(message.split())
 
 
+def _report(line: str) -> None:
+    """Print ``line`` once per run: under torchrun, an error found before the process group started (arguments,
+    config, checkpoint: the same on every rank) by rank 0 only; one found during the run by the rank that found it,
+    tagged with it."""
+    rank = int(os.environ.get('RANK', '0') or 0)
+    started = dist.is_available() and dist.is_initialized()
+    if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 and started:
+        line = f'[rank {rank}] {line}'
+    elif rank != 0:
+        return
+    print(line, file=sys.stderr)
+
+
 def run_cli(main: Callable[[], None]) -> None:
     """Run ``main``; print a user error as ``error: ...`` on one line and exit 2, an interrupt as one line and exit
     130 (the tools write their results whole or not at all). REPSEG_DEBUG=1 shows tracebacks."""
@@ -32,13 +46,12 @@ def run_cli(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         if os.environ.get('REPSEG_DEBUG'):
             raise
-        print('error: interrupted; no result half-written (outputs are moved into place only when complete)',
-              file=sys.stderr)
+        _report('error: interrupted; no result half-written (outputs are moved into place only when complete)')
         sys.exit(130)
     except USER_ERRORS as err:
         if os.environ.get('REPSEG_DEBUG'):
             raise
-        print(f'error: {one_line(err)}', file=sys.stderr)
+        _report(f'error: {one_line(err)}')
         sys.exit(2)
 
 

@@ -87,6 +87,22 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
         torch.save(obj, handle)
 
 
+#: What a complete file of an image format (known by its first bytes) ends with: JPEG's end-of-image marker, PNG's
+#: IEND chunk. OpenCV and PIL decode a file cut short in part (the rest grey) with only a warning on stderr.
+END_MARKERS = {b'\xff\xd8': b'\xff\xd9', b'\x89PNG\r\n\x1a\n': b'IEND\xaeB`\x82'}
+
+
+def is_cut_short(path: PathLike) -> bool:
+    """Whether a JPEG or PNG file lacks its end marker (trailing padding aside); reads only its first and last
+    bytes. Other formats: False."""
+    with open(path, 'rb') as handle:
+        head = handle.read(8)
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - 64))
+        tail = handle.read().rstrip(b'\x00\r\n ')
+    return any(head.startswith(magic) and not tail.endswith(end) for magic, end in END_MARKERS.items())
+
+
 def check_out_file(path: PathLike, force: bool = False) -> None:
     """Refuse, before any work, an output file path that is a folder, or a file that exists unless ``force``."""
     path = Path(path)
