@@ -14,6 +14,7 @@ from conftest import REPO, make_tiny, run_tool_in_process
 import repseg.apis.batch
 import repseg.deploy.convert
 from repseg.deploy import convert_to_deploy
+from repseg.utils import atomic_dir
 
 
 @pytest.fixture(scope='module')
@@ -260,3 +261,15 @@ def test_interrupted_quantization_leaves_the_earlier_folder(tiny, monkeypatch, t
     assert proc.returncode == 130 and reached == [where], proc.stderr[-3000:]
     assert error_line(proc, tmp_path).startswith('error: interrupted')
     assert [p.name for p in tmp_path.iterdir()] == ['int8'] and [p.name for p in out.iterdir()] == ['earlier.png']
+
+
+def test_files_that_appear_during_the_run_are_not_replaced(tmp_path):
+    """The out-dir is checked again before the finished folder is moved onto it: a file someone wrote there
+    meanwhile is refused, not silently replaced, and the finished folder is discarded."""
+    out = tmp_path / 'out'
+    with pytest.raises(FileExistsError, match=r'out: holds an earlier result \(theirs.png\)'):
+        with atomic_dir(out) as tmp:
+            (tmp / 'ours.png').write_bytes(b'ours')
+            out.mkdir()
+            (out / 'theirs.png').write_bytes(b'theirs')
+    assert [p.name for p in tmp_path.iterdir()] == ['out'] and [p.name for p in out.iterdir()] == ['theirs.png']
