@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from conftest import SAMPLE_CONFIG, block_layout, published_layout, randomize_bn, slim_arch
+from conftest import SAMPLE_CONFIG, block_layout, published_layout, randomize_bn
 from mmengine.config import Config
 from mmseg.registry import MODELS
 from test_import_pretrained import as_mmpretrain, as_official, as_timm
@@ -91,17 +91,6 @@ def assert_converts_exactly(model, x, what):
     assert model.deploy
     assert not any(('rbr_dense' in k or 'rbr_1x1' in k or '.bn.' in k) for k in model.state_dict())
     assert_stages_close(ref, run(model, x), what)
-
-
-@pytest.mark.parametrize('layout', sorted(LAYOUTS))
-@pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
-def test_every_arch_converts_exactly(arch, layout):
-    """Every arch's blocks (depth, groups, SE / post-SE, identities) in every layout, at a quarter of its widths
-    (conftest.slim_arch); the full widths: the meta-device test and the full-size representative below."""
-    torch.manual_seed(0)
-    model = build(slim_arch(arch), **LAYOUTS[layout])
-    assert block_layout(model) == published_layout(arch, **LAYOUTS[layout])  # the published arch's blocks
-    assert_converts_exactly(model, torch.randn(1, 3, 64, 64), f'{arch} {layout}')
 
 
 def conv_settings(conv):

@@ -7,11 +7,13 @@ from conftest import block_layout, published_layout, randomize_bn, slim_arch
 from mmseg.registry import MODELS
 
 import repseg
-from repseg.models.backbones import ARCH_SETTINGS, RepVGGBlock
+from repseg.models.backbones import ARCH_SETTINGS, QARepVGGBlock, ReparamBlock, RepVGGBlock
 
 PSP = dict(strides=(2, 2, 2, 1, 1), dilations=(1, 1, 1, 2, 4))
 LAYOUTS = {'os32': {}, 'os8': PSP, 'os8-fast': dict(fast=True, **PSP)}
 REL_TOL = 1e-4  # max |train - deploy| <= REL_TOL * max |train| per stage output, fp32
+#: what no deploy-form backbone holds: train-time branches, and QARepVGG's BN after the branch sum
+BRANCH_PARTS = ('rbr_dense', 'rbr_1x1', 'rbr_identity', '.bn.')
 
 
 def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -29,22 +31,26 @@ def assert_converts_exactly(model, x, what):
         repseg.reparameterize(model)
         out = model(x)
     assert model.deploy
-    assert not any(k for k in model.state_dict() if 'rbr_dense' in k or 'rbr_1x1' in k or 'rbr_identity' in k)
+    assert not any(k for k in model.state_dict() if any(part in k for part in BRANCH_PARTS))
     for stage, (r, o) in enumerate(zip(ref, out)):
         assert r.shape == o.shape
         assert r.abs().max() > 0
         assert max_rel_diff(r, o) <= REL_TOL, f'{what} stage {stage}: {max_rel_diff(r, o):.2e}'
 
 
+@pytest.mark.parametrize('block', ['repvgg', 'qarepvgg'])
 @pytest.mark.parametrize('layout', sorted(LAYOUTS))
 @pytest.mark.parametrize('arch', sorted(ARCH_SETTINGS))
-def test_every_arch_converts_exactly(arch, layout):
-    """Every arch's blocks (depth, groups, SE / post-SE, identities) in every layout, at a quarter of its widths
-    (conftest.slim_arch); the full widths: the meta-device test and the full-size representative below."""
+def test_every_arch_converts_exactly(arch, layout, block):
+    """Every arch's blocks (depth, groups, SE / post-SE, identities) in every layout, RepVGG and QARepVGG blocks, at
+    a quarter of its widths (conftest.slim_arch); the full widths: the meta-device test and the full-size
+    representatives."""
     torch.manual_seed(0)
-    model = build(slim_arch(arch), **LAYOUTS[layout])
+    model = build(slim_arch(arch), block=block, **LAYOUTS[layout])
     assert block_layout(model) == published_layout(arch, **LAYOUTS[layout])  # the published arch's blocks
-    assert_converts_exactly(model, torch.randn(1, 3, 48, 80), f'{arch} {layout}')  # non-square on purpose (SE)
+    expected = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}[block]
+    assert all(type(m) is expected for m in model.modules() if isinstance(m, ReparamBlock))
+    assert_converts_exactly(model, torch.randn(1, 3, 48, 80), f'{arch} {layout} {block}')  # non-square (SE)
 
 
 def conv_settings(conv):
