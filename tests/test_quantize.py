@@ -253,3 +253,16 @@ def test_benchmark_measures_the_folder(quantized):
     with torch.no_grad():
         ref = model.encode_decode(x, [dict(img_shape=(64, 96), pad_shape=(64, 96))])
         assert torch.equal(run(x), ref)
+
+
+def test_edited_int8_config_is_one_line_naming_the_file(quantized, tmp_path):
+    """Through tools/test.py: the refusal names the edited config, before anything is evaluated or written."""
+    _, _, _, out = quantized
+    edited = out.parent / 'edited_int8_config.py'
+    edited.write_text((out / 'int8_config.py').read_text().replace('num_classes=19', 'num_classes=7'))
+    proc = run_tool('tools/test.py', str(edited), str(out / 'int8.pth'), '--work-dir', str(tmp_path / 'wd'))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: {edited}: OpenVINOEncoderDecoder: model.num_classes=7 does not fit model.out_channels=19 (the '
+        f'channels of its IR); use the int8_config.py written with this int8.pth, unedited')
+    assert not (tmp_path / 'wd').exists()

@@ -17,7 +17,7 @@ from mmseg.datasets import CityscapesDataset
 from mmseg.structures import SegDataSample
 from torch import nn
 
-from repseg.engine.checkpoints import StateDict, check_state_dict, read_checkpoint
+from repseg.engine.checkpoints import StateDict, check_state_dict, naming, read_checkpoint
 from repseg.utils.io import is_cut_short
 from .config import ConfigLike, inference_pipeline, model_config
 
@@ -28,9 +28,11 @@ def build_segmentor(cfg: Config, state: StateDict, meta: Dict[str, Any], source:
     """The segmentor of ``cfg`` (already passed through ``model_config``) with ``state`` checked and loaded
     strictly, in eval mode on the CPU; ``source`` names the weights in errors."""
     cfg = copy.deepcopy(cfg)
-    model = init_model(cfg, checkpoint=None, device='cpu')
+    with naming(cfg.filename):
+        model = init_model(cfg, checkpoint=None, device='cpu')
     check_state_dict(state, model.state_dict(), source)
-    model.load_state_dict(state, strict=True)
+    with naming(source):
+        model.load_state_dict(state, strict=True)
     model.dataset_meta = meta.get('dataset_meta') or dict(CityscapesDataset.METAINFO)
     model.cfg.test_pipeline = inference_pipeline(cfg)
     return model.eval()

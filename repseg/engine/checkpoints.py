@@ -115,13 +115,26 @@ def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, Tensor]
                                   f'expected > 0 (a corrupt or hand-edited {name})')
 
 
+@contextlib.contextmanager
+def naming(source: Any) -> Iterator[None]:
+    """Prefix a ``ValueError`` raised inside with ``source`` (the config or checkpoint file): a model's constructor
+    or ``load_state_dict`` refuses a value without knowing which file it came from."""
+    try:
+        yield
+    except ValueError as err:
+        if str(err).startswith(f'{source}:'):
+            raise
+        raise ValueError(f'{source}: {err}') from None
+
+
 def read_checked(cfg: Config, path: Any) -> StateDict:
     """The state dict of ``path``, checked against the model ``cfg`` builds (on the meta device: no memory, no
     weights) before anything is built for real, so that a refused checkpoint leaves no log or work dir behind.
     Segmentors built from other checkpoints at construction (QAT) are checked when loaded instead."""
     state, _ = read_checkpoint(path)
     if cfg.model.get('type') not in BUILT_FROM_CHECKPOINTS:
-        with torch.device('meta'), DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmseg'):
+        with torch.device('meta'), DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmseg'), \
+                naming(cfg.filename):
             expected = MODELS.build(copy.deepcopy(cfg.model)).state_dict()
         check_state_dict(state, expected, path)
     return state
@@ -134,5 +147,6 @@ def load_checked(model: nn.Module, path: Any, state: Optional[StateDict] = None)
     if state is None:
         state, meta = read_checkpoint(path)
     check_state_dict(state, model.state_dict(), path)
-    model.load_state_dict(state, strict=True)
+    with naming(path):
+        model.load_state_dict(state, strict=True)
     return meta
