@@ -15,7 +15,7 @@ from repseg.models import SegLogits, reparameterize
 from repseg.quantization.segmentor import OpenVINOEncoderDecoder, ir_segmentor
 from repseg.runtime import prepare, segmentor_form, with_runtime
 from repseg.runtime.openvino_runtime import OpenVINONetwork, ir_bytes, read_ir
-from repseg.utils.machine import cpu_isa, int8_class
+from repseg.utils.machine import CPU_CLASSES, cpu_isa, int8_class
 
 pytest.importorskip('openvino')
 
@@ -107,5 +107,5 @@ def test_int8_instruction_set_classes():
     assert int8_class(['avx2', 'avx512_vnni', 'amx_int8']) == 'AMX'
     assert int8_class(['sse4_2']) == 'no AVX2'
     isa = cpu_isa()
-    assert set(isa) == {'int8', 'bf16', 'flags'} and set(isa['flags']) <= {
+    assert set(isa) == {'int8', 'bf16', 'class', 'flags'} and isa['class'] in CPU_CLASSES and set(isa['flags']) <= {
         'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8'}

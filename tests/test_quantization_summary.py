@@ -79,8 +79,13 @@ def test_report_of_another_schema_version_is_refused(tmp_path):
     file.write_text(json.dumps(dict(data, schema_version=SCHEMA_VERSION + 1)))
     name = re.escape(str(file))
     with pytest.raises(ReportError, match=rf'^{name}: a quantization report of schema version {SCHEMA_VERSION + 1}; '
-                                          rf'this RepSeg reads schema version {SCHEMA_VERSION}'):
+                                          rf'this RepSeg reads schema versions 1, {SCHEMA_VERSION}'):
         load_report(file)
+    # version 1 (int8 only, before bf16) reads as int8
+    old = {k: v for k, v in data.items() if k not in ('precision', 'bf16')}
+    file.write_text(json.dumps(dict(old, schema_version=1)))
+    back = load_report(file)
+    assert back.precision == 'int8' and back.reduced == back.int8 and back.bf16 is None
     del data['schema_version']  # written before reports were versioned
     file.write_text(json.dumps(data))
     with pytest.raises(ReportError, match=rf'^{name}: a quantization report of no schema_version'):

@@ -6,10 +6,20 @@ ResNet PSPNets (conv-BN fused), interleaved in one run; writes DIR/benchmark.{js
     python tools/benchmark.py --configs configs/pspnet_repvgg_a0.py --shape 65 65 --repeats 1 --out /tmp/b
     python tools/benchmark.py --runtime onnxruntime,openvino,openvino_int8 --out work_dirs/benchmark_int8
 
+Every row has a precision (fp32, bf16, int8), and every ratio is taken within one or names it: "fastest fp32" is
+over fp32 rows only, each row's share of the 3x3-conv ceiling is against the ceiling of its own precision (measured
+in the same run for each precision requested), and benchmark.md compares RepVGG with the ResNets at equal precision.
+
 openvino_int8 quantizes each model with NNCF while it is prepared, calibrated on 4 crops of the real Cityscapes frame
 in ../shared/data/ (generated street scenes when it is absent; the record says which), and records its logits
 against fp32 eager on a fifth, held-out crop (max |diff| / max |logit| and argmax agreement) and both weight sizes.
-A folder written by tools/quantize.py is measured as it is with --configs DIR/int8_config.py (its int8.pth beside it).
+openvino_bf16 (CPUs with avx512_bf16 or amx_bf16 only; refused elsewhere) records its logits against eager, not
+judged by the fp32 rule. A folder written by tools/quantize.py is measured as it is with --configs
+DIR/int8_config.py or DIR/bf16_config.py (its int8.pth / bf16.pth beside it).
+
+--profile: after the timed calls, each OpenVINO row (and the ceiling's OpenVINO stacks) compiles its model once more
+with PERF_COUNT and sums one call's layer times by layer type and by kernel (exec type): where an int8 model loses
+time against the int8 ceiling.
 """
 import argparse
 import os
@@ -26,7 +36,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark RepVGG PSPNets against ResNet PSPNets')
     parser.add_argument('--configs', nargs='+', default=list(DEFAULT_CONFIGS),
                         help='segmentor configs; RepVGG ones run in train and deploy form, a tools/quantize.py '
-                             'folder\'s DIR/int8_config.py as written (int8, OpenVINO), others as fused baselines')
+                             'folder\'s DIR/int8_config.py or DIR/bf16_config.py as written (OpenVINO), others as '
+                             'fused baselines')
     parser.add_argument('--shape', nargs=2, type=int, default=[713, 713], metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per model, interleaved across models')
@@ -39,6 +50,9 @@ def parse_args() -> argparse.Namespace:
                         help='deploy backbones also measured alone, for the 3x3-conv ceiling ratio: auto (the first '
                              'RepVGG config), all, none')
     parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: all CPUs)')
+    parser.add_argument('--profile', action='store_true',
+                        help='after the timed calls, profile one call of each OpenVINO network and of the ceiling '
+                             '(PERF_COUNT: time by layer type and by kernel; benchmark.md "Where the time goes")')
     parser.add_argument('--out', required=True, help='new output folder for benchmark.json/.md/.png and logs/')
     parser.add_argument('--force', action='store_true', help='replace an --out folder that holds files (whole)')
     return parser.parse_args()
@@ -51,7 +65,8 @@ def main() -> None:
     with atomic_dir(args.out, args.force) as tmp:  # worker logs, then the reports, all or nothing
         recs = run_benchmark(args.configs, str(tmp), shape=tuple(args.shape), batch=args.batch, repeats=args.repeats,
                              device=args.device, runtimes=args.runtime.split(','), backbone=args.backbone,
-                             warmup=args.warmup, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
+                             warmup=args.warmup, threads=args.threads, profile=args.profile,
+                             log=lambda m: print(m, file=sys.stderr))
         threads = recs[0]['threads'] if recs else args.threads
         machine = torch.cuda.get_device_name() if args.device.startswith('cuda') else machine_name()
         for rec in recs:

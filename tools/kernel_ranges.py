@@ -26,7 +26,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    report = range_report(init_segmentor(args.config, args.checkpoint))
+    report = range_report(init_segmentor(args.config, args.checkpoint, runtime='eager'))
     print(format_report(report, args.top))
     if args.out:
         with atomic_write(args.out, 'w') as handle:

@@ -1,13 +1,15 @@
-"""int8 quantization of a trained segmentor (OpenVINO + NNCF), measured on the validation split.
+"""int8 quantization (OpenVINO + NNCF) or bf16 (OpenVINO) of a trained segmentor, measured on the validation split.
 
     python tools/quantize.py CONFIG CHECKPOINT --out-dir DIR [--num-calib 300] [--max-drop 1.0]
     python tools/test.py DIR/int8_config.py DIR/int8.pth          # the int8 model in MMSegmentation's test path
     python tools/infer.py DIR/int8_config.py DIR/int8.pth images/ --out-dir out/
+    python tools/quantize.py CONFIG CHECKPOINT --precision bf16 --out-dir DIR   # DIR/bf16_config.py, DIR/bf16.pth
 
 A train-form RepVGG checkpoint is converted to the deploy form first (with the converter's proof). When plain
 post-training quantization loses more than --max-drop mIoU points, the most harmful layers go back to float
 (NNCF's accuracy control); when even that cannot fit, nothing is written and the exit status is 2. DIR gets
-int8_config.py, int8.pth, int8.xml/.bin and quantization.json (see docs/quantization.md).
+int8_config.py, int8.pth, int8.xml/.bin and quantization.json (see docs/quantization.md). bf16 needs a CPU with
+avx512_bf16 or amx_bf16 (refused elsewhere) and no calibration; a drop beyond --max-drop writes nothing.
 """
 import argparse
 
@@ -19,11 +21,13 @@ from repseg.quantization.pipeline import quantize_segmentor
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='int8 post-training quantization with OpenVINO + NNCF')
+    parser = argparse.ArgumentParser(description='int8 (OpenVINO + NNCF) or bf16 (OpenVINO) of a trained segmentor')
     parser.add_argument('config', help='the training config (or a deploy config)')
     parser.add_argument('checkpoint', help='the trained checkpoint (train or deploy form)')
     parser.add_argument('--out-dir', required=True, help='new folder for the int8 model and quantization.json')
     parser.add_argument('--force', action='store_true', help='replace an --out-dir that holds files (whole)')
+    parser.add_argument('--precision', default='int8', choices=['int8', 'bf16'],
+                        help='int8 (NNCF, calibrated; the default) or bf16 (needs a CPU with bf16)')
     parser.add_argument('--num-calib', type=int, default=300,
                         help='calibration images from the training split (default 300; fewer if the split is smaller)')
     parser.add_argument('--max-drop', type=float, default=1.0,
@@ -50,7 +54,8 @@ def main() -> None:
     quantize_segmentor(args.config, args.checkpoint, args.out_dir, num_calib=args.num_calib, max_drop=args.max_drop,
                        preset=args.preset, fast_bias_correction=not args.no_fast_bias_correction,
                        max_iterations=args.max_iterations, ranking_subset=args.ranking_subset,
-                       agreement_images=args.agreement_images, cfg_options=args.cfg_options, force=args.force)
+                       agreement_images=args.agreement_images, cfg_options=args.cfg_options, force=args.force,
+                       precision=args.precision)
 
 
 if __name__ == '__main__':

@@ -2,13 +2,13 @@
 
     python tools/test.py configs/pspnet_repvgg_b2.py work_dirs/pspnet_repvgg_b2/iter_7440.pth --cityscapes-official
     torchrun --nproc_per_node 2 tools/test.py CONFIG CHECKPOINT --launcher pytorch   # each image counted once
-    python tools/test.py DIR/deploy_config.py DIR/deploy.pth --runtime onnxruntime   # a deploy runtime
+    python tools/test.py DIR/deploy_config.py DIR/deploy.pth --runtime eager   # plain PyTorch, not this CPU's fastest
 """
 import argparse
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.engine import add_runner_args, load_config, parse_runner_args, run_cli, test
-from repseg.runtime import RUNTIMES
+from repseg.runtime import AUTO, RUNTIMES
 
 
 def main() -> None:
@@ -20,8 +20,9 @@ def main() -> None:
     parser.add_argument('--show-dir', help='write prediction overlays into this folder')
     parser.add_argument('--cityscapes-official', action='store_true',
                         help="also grade the labelId PNGs with cityscapesscripts' pixel-level evaluation")
-    parser.add_argument('--runtime', default='eager', choices=sorted(RUNTIMES),
-                        help='run the network through this deploy runtime (repseg.runtime; default: eager PyTorch)')
+    parser.add_argument('--runtime', default=AUTO, choices=[AUTO, *RUNTIMES],
+                        help='runtime for the network (default auto: the fastest for this CPU that keeps the '
+                             'predictions, docs/benchmark.md; eager: plain PyTorch)')
     add_runner_args(parser)
     args = parse_runner_args(parser)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)

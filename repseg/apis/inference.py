@@ -18,6 +18,7 @@ from mmseg.structures import SegDataSample
 from torch import nn
 
 from repseg.engine.checkpoints import StateDict, check_state_dict, naming, read_checkpoint
+from repseg.runtime import with_runtime
 from repseg.utils.io import is_cut_short
 from .config import ConfigLike, inference_pipeline, model_config
 
@@ -38,11 +39,13 @@ def build_segmentor(cfg: Config, state: StateDict, meta: Dict[str, Any], source:
     return model.eval()
 
 
-def init_segmentor(config: ConfigLike, checkpoint: Any, device: str = 'cpu') -> nn.Module:
+def init_segmentor(config: ConfigLike, checkpoint: Any, device: str = 'cpu', runtime: str = 'auto') -> nn.Module:
     """The segmentor of ``config`` with the weights of ``checkpoint`` (train or deploy form, matching the config),
-    in eval mode on ``device``. SyncBN is built as BN; the checkpoint is checked and loaded strictly."""
+    in eval mode on ``device``, its network run by ``runtime`` (``repseg.runtime.with_runtime``: 'auto' picks the
+    fastest runtime for this CPU that keeps the predictions and logs one line; 'eager' is plain PyTorch). SyncBN is
+    built as BN; the checkpoint is checked and loaded strictly."""
     state, meta = read_checkpoint(checkpoint)
-    return build_segmentor(model_config(config), state, meta, checkpoint).to(device)
+    return with_runtime(build_segmentor(model_config(config), state, meta, checkpoint).to(device), runtime)
 
 
 def load_image(img: ImageLike) -> np.ndarray:

@@ -1,32 +1,66 @@
-"""The machine's practical ceiling: a dense 3x3 convolution as large as the dilated stages' layers, measured in its
-own worker interleaved with the models, so that drift and contention hit it alike."""
-import importlib.util
+"""The machine's practical ceiling per precision: a dense 3x3 convolution stack as large as the dilated stages'
+layers, measured in its own worker interleaved with the models, so that drift and contention hit it alike. A bf16 or
+int8 row is held against the ceiling of its own precision: against the fp32 one it would flatter itself."""
 import math
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from repseg.runtime import prepare
+from repseg.runtime import RUNTIMES, prepare
+from .int8 import INT8_RUNTIME, prepare_int8
+from .models import runtime_precision
 
 CEILING_CHANNELS = 512
 CEILING_LAYERS = 4  # a short stack, so that layout conversions at the graph's ends are amortized as in a network
+#: int8: seeded random calibration inputs of this side (the IR is shape-generic; ranges do not depend on the size,
+#: and NNCF's statistics and bias correction on small maps cost about a second).
+CALIBRATION_INPUTS, CALIBRATION_SIDE = 2, 16
 
 
-def build_ceiling(shape: Tuple[int, int], batch: int, device: str) -> Tuple[Dict[str, Callable[[], Tensor]], float]:
-    """Callables running ``CEILING_LAYERS`` dense 3x3 conv + ReLU layers in every fp32 runtime this machine offers,
-    and the GMACs per call. The map is the input at output stride 8 (90x90 for 713x713), at least 64x64 so that
-    small inputs still measure a compute-bound conv. The ceiling is the fastest runtime."""
+def ceiling_runtimes(requested: Sequence[str], device: str) -> List[str]:
+    """Every fp32 runtime that serves ``device`` and is installed (the fp32 ceiling is the fastest, requested or
+    not), then each requested runtime of another precision (bf16, int8) that serves it."""
+    kind = device.split(':')[0]
+    fp32 = [name for name, spec in RUNTIMES.items()
+            if spec.precision == 'fp32' and kind in spec.devices and spec.installed()]
+    others = [name for name in dict.fromkeys(requested) if runtime_precision(name) != 'fp32'
+              and (kind == 'cpu' if name == INT8_RUNTIME else kind in RUNTIMES[name].devices)]
+    return fp32 + others
+
+
+def conv_stack(channels: int = CEILING_CHANNELS, layers: int = CEILING_LAYERS) -> nn.Module:
+    """``layers`` dense 3x3 conv + ReLU, ``channels`` -> ``channels``, seeded (the same weights in every runtime)."""
+    torch.manual_seed(0)
+    return nn.Sequential(*[m for _ in range(layers)
+                           for m in (nn.Conv2d(channels, channels, 3, padding=1, bias=True), nn.ReLU())]).eval()
+
+
+def ceiling_input(shape: Tuple[int, int], batch: int, device: str) -> Tuple[Tensor, float]:
+    """The stack's input and its GMACs per call. The map is the input at output stride 8 (90x90 for 713x713), at
+    least 64x64 so that small inputs still measure a compute-bound conv."""
     h, w = (max(64, math.ceil(s / 8)) for s in shape)
-    channels = CEILING_CHANNELS
-    x = torch.randn(batch, channels, h, w, generator=torch.Generator().manual_seed(0)).to(device)
-    fns = {}
-    runtimes = ['eager'] + [name for name in ('onnxruntime', 'openvino')
-                            if device == 'cpu' and importlib.util.find_spec(name) is not None]
-    for runtime in runtimes:
-        torch.manual_seed(0)
-        layer = nn.Sequential(*[m for _ in range(CEILING_LAYERS)
-                                for m in (nn.Conv2d(channels, channels, 3, padding=1, bias=True), nn.ReLU())])
-        run = prepare(layer.eval().to(device), runtime, x)
-        fns[runtime] = (lambda run=run: run(x))
-    return fns, CEILING_LAYERS * batch * channels * channels * 9 * h * w / 1e9
+    x = torch.randn(batch, CEILING_CHANNELS, h, w, generator=torch.Generator().manual_seed(0)).to(device)
+    return x, CEILING_LAYERS * batch * CEILING_CHANNELS * CEILING_CHANNELS * 9 * h * w / 1e9
+
+
+def ceiling_network(runtime: str, x: Tensor) -> Callable[[Tensor], Tensor]:
+    """The seeded ``conv_stack`` prepared for ``runtime`` (one of ``ceiling_runtimes``); int8 is quantized by NNCF
+    on ``CALIBRATION_INPUTS`` seeded random inputs and traced on a small one too (seconds, not tens)."""
+    stack = conv_stack(x.shape[1])
+    if runtime != INT8_RUNTIME:
+        return prepare(stack.to(x.device), runtime, x)
+    side = CALIBRATION_SIDE
+    calibration = [torch.randn(1, x.shape[1], side, side, generator=torch.Generator().manual_seed(seed))
+                   for seed in range(1, CALIBRATION_INPUTS + 1)]
+    return prepare_int8(stack, calibration[0], calibration)
+
+
+def ceiling_runtime_by_precision(by_runtime: Dict[str, float]) -> Dict[str, str]:
+    """{precision: the runtime that is its ceiling, the fastest of that precision} from {runtime: GFLOP/s}."""
+    out: Dict[str, str] = {}
+    for runtime, gflops in by_runtime.items():
+        precision = runtime_precision(runtime)
+        if precision not in out or gflops > by_runtime[out[precision]]:
+            out[precision] = runtime
+    return out

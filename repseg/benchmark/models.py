@@ -2,7 +2,7 @@
 values) and calibrated BN statistics: uncalibrated random nets shrink or blow up, and tiny values turn into slow
 denormals on CPUs."""
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 from mmengine.config import Config
@@ -13,12 +13,18 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from repseg.apis import init_segmentor, model_config
 from repseg.models import SegLogits, reparameterize
 from repseg.models.utils import fuse_conv_bn_pairs
-from repseg.quantization.folder import INT8_CHECKPOINT, INT8_CONFIG
+from repseg.quantization.folder import FOLDER_FILES
 from repseg.quantization.segmentor import SEGMENTOR_TYPE
+from repseg.runtime import FOLDER_FORMS, get_runtime
+from .int8 import INT8_RUNTIME
 
+#: The forms ``to_form`` builds; a tools/quantize.py folder (DIR/int8_config.py + DIR/int8.pth, or bf16_...) is
+#: measured as it is, its form being its precision (``FOLDER_FORMS``).
 FORMS = ('train', 'deploy', 'baseline')
-#: The form of a folder written by tools/quantize.py (DIR/int8_config.py + DIR/int8.pth): measured as it is.
-QUANTIZED_FORM = 'int8'
+#: The precisions a row can compute in, the reference first.
+PRECISIONS = ('fp32', 'bf16', 'int8')
+#: A folder's config file name -> its form.
+FOLDER_CONFIGS = {files[0]: form for form, files in FOLDER_FILES.items()}
 
 #: The default line-up: the paper's four RepVGG PSPNets (Table 8) and MMSegmentation's ResNet PSPNets.
 DEFAULT_CONFIGS = (
@@ -33,8 +39,8 @@ DEFAULT_CONFIGS = (
 
 def model_name(config: str) -> str:
     """Short name of a config: its file name without '.py' and without the '_cityscapes_713x713' recipe suffix;
-    for a quantized folder's ``int8_config.py``, the folder's name."""
-    if osp.basename(config) == INT8_CONFIG:
+    for a quantized folder's ``int8_config.py`` or ``bf16_config.py``, the folder's name."""
+    if osp.basename(config) in FOLDER_CONFIGS:
         return osp.basename(osp.dirname(osp.abspath(config)))
     return osp.splitext(osp.basename(config))[0].replace('_cityscapes_713x713', '')
 
@@ -48,25 +54,47 @@ def load_model_cfg(config: str) -> Config:
     return cfg
 
 
+def folder_form(model: Any) -> str:
+    """The form of a tools/quantize.py folder's ``model`` config: its IR's precision (``model.ir.precision``; int8
+    folders written before bf16 ones existed say nothing and are int8)."""
+    precision = (model.get('ir') or {}).get('precision', 'int8')
+    if precision not in FOLDER_FORMS:
+        raise ValueError(f'{SEGMENTOR_TYPE} model.ir.precision={precision!r}: expected one of '
+                         f'{", ".join(FOLDER_FORMS)}')
+    return precision
+
+
+def runtime_precision(runtime: str, form: str = '') -> str:
+    """The precision a row computes in (one of ``PRECISIONS``): a folder's own (its form), 'int8' for the benchmark's
+    int8 runtime, else the registered runtime's. Every ratio and ceiling of the benchmark is taken within one."""
+    if form in FOLDER_FORMS:
+        return form
+    return 'int8' if runtime == INT8_RUNTIME else get_runtime(runtime).precision
+
+
 def expand_specs(configs: List[str]) -> List[Tuple[str, str]]:
-    """(config, form): train + deploy form for RepVGG configs, the int8 form for quantized folders, the conv-BN-fused
-    baseline form for every other segmentor."""
+    """(config, form): train + deploy form for RepVGG configs, the folder's precision for quantized folders, the
+    conv-BN-fused baseline form for every other segmentor."""
     specs = []
     for config in configs:
         model = load_model_cfg(config).model
         forms = (('train', 'deploy') if (model.get('backbone') or {}).get('type') == 'RepVGG' else
-                 (QUANTIZED_FORM,) if model.get('type') == SEGMENTOR_TYPE else ('baseline',))
+                 (folder_form(model),) if model.get('type') == SEGMENTOR_TYPE else ('baseline',))
         specs.extend((config, form) for form in forms)
     return specs
 
 
-def load_quantized(config: str) -> nn.Module:
-    """The int8 segmentor of a tools/quantize.py folder: ``int8_config.py`` with the ``int8.pth`` beside it."""
-    checkpoint = osp.join(osp.dirname(osp.abspath(config)), INT8_CHECKPOINT)
+def load_quantized(config: str, form: str = 'int8') -> nn.Module:
+    """The segmentor of a tools/quantize.py folder of precision ``form``: its config with the checkpoint of that
+    precision beside it (``int8.pth``, ``bf16.pth``), in its own network."""
+    if form not in FOLDER_FILES:
+        raise ValueError(f'form={form!r}: expected a folder form, one of {", ".join(FOLDER_FILES)}')
+    name = FOLDER_FILES[form][1]
+    checkpoint = osp.join(osp.dirname(osp.abspath(config)), name)
     if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'{checkpoint}: missing; a quantized config is measured with the '
-                                f'{INT8_CHECKPOINT} written beside it by tools/quantize.py')
-    return init_segmentor(config, checkpoint)
+        raise FileNotFoundError(f'{checkpoint}: missing; a quantized config is measured with the {name} written '
+                                f'beside it by tools/quantize.py')
+    return init_segmentor(config, checkpoint, runtime='eager')
 
 
 def seeded_segmentor(config: str, seed: int = 0) -> nn.Module:

@@ -3,7 +3,15 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from repseg.runtime import FOLDER_FORMS
 from repseg.utils.io import atomic_write
+from .models import PRECISIONS, runtime_precision
+from .suite import fastest
+
+#: OpenVINO's name of the float precision a row asks for (``executed_precision``), where it can differ.
+OPENVINO_PRECISION = {'fp32': 'f32', 'bf16': 'bf16'}
+#: Entries per cell of the "Where the time goes" table.
+PROFILE_CELL_TOP = 4
 
 
 def write_reports(recs: List[Dict[str, Any]], out_dir: str, meta: Dict[str, Any]) -> List[Path]:
@@ -23,24 +31,53 @@ def _fmt(value: Optional[float], spec: str = '.2f', suffix: str = '') -> str:
     return '-' if value is None else f'{value:{spec}}{suffix}'
 
 
+def ceiling_text(recs: List[Dict[str, Any]]) -> str:
+    """The dense 3x3-conv ceiling of each precision measured, with the runtimes it is the fastest of."""
+    ceiling = next((r for r in recs if 'ceiling_gflops_per_s_by_runtime' in r), None)
+    if ceiling is None:
+        return 'Dense 3x3-conv ceiling: not measured.'
+    by_rt, by_precision = ceiling['ceiling_gflops_per_s_by_runtime'], ceiling['ceiling_gflops_per_s_by_precision']
+    parts = []
+    for precision in (p for p in PRECISIONS if p in by_precision):
+        runs = ', '.join(f'{k} {v:.0f}' for k, v in by_rt.items() if runtime_precision(k) == precision)
+        parts.append(f'{precision} **{by_precision[precision]:.1f}** GFLOP/s ({runs})')
+    failed = ''.join(f'; {k} failed: {v}' for k, v in ceiling.get('ceiling_failed', {}).items())
+    return (f'Dense 3x3-conv ceiling per precision (same run, the fastest of its runtimes): {", ".join(parts)}{failed}.'
+            f' "of ceiling" is each row\'s share of its own precision\'s ceiling.')
+
+
+def precision_label(rec: Dict[str, Any]) -> str:
+    """The row's precision, and what OpenVINO really ran where that differs ('bf16 (ran f32)' on a CPU without
+    bf16)."""
+    executed, asked = rec.get('executed_precision'), OPENVINO_PRECISION.get(rec.get('precision', ''))
+    return rec.get('precision', '-') + (f' (ran {executed})' if executed and asked and executed != asked else '')
+
+
+def _parity_cell(r: Dict[str, Any]) -> str:
+    if r.get('int8_parity'):
+        held = r['int8_parity']['held_out_frame']
+        return f'int8: {held["max_rel"]:.1e}, argmax {100 * held["agreement"]:.1f}% (held-out frame)'
+    par = r.get('parity') or r.get('reparam_parity')
+    if not par:
+        return '-'
+    verdict = {True: 'ok', False: 'FAIL', None: 'not judged'}[par['passed']]
+    return f'{par["max_rel"]:.1e} {verdict}' + (' (vs train)' if r.get('parity') is None else '')
+
+
 def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     ok = [r for r in recs if 'images_per_s' in r]
     baselines = sorted({b for r in ok for b in r.get('speed_vs_baseline', {})})
-    ceiling = next((r['ceiling_gflops_per_s'] for r in ok if 'ceiling_gflops_per_s' in r), None)
-    by_rt = next((r['ceiling_gflops_per_s_by_runtime'] for r in ok if 'ceiling_gflops_per_s_by_runtime' in r), {})
-    by_rt_s = ', '.join(f'{k} {v:.0f}' for k, v in by_rt.items())
     isa = meta.get('cpu_isa') or {}
     lines = [f'# Benchmark: {meta.get("machine", "")}', '',
              f'{meta.get("device", "cpu")}, input {meta["shape"][0]}x{meta["shape"][1]}, batch {meta["batch"]}, '
-             f'{meta["repeats"]} interleaved repeats, {meta.get("threads")} threads, fp32, eval, inference_mode; '
-             f'torch {meta.get("torch", "")}; CPU int8 instruction set: {isa.get("int8", "unknown")} '
-             f'(flags: {" ".join(isa.get("flags", [])) or "-"}). '
-             f'Dense 3x3-conv ceiling (same run, the fastest of: {by_rt_s}): '
-             f'{_fmt(ceiling, ".1f")} GFLOP/s. Peak memory: process peak RSS during the timed calls '
+             f'{meta["repeats"]} interleaved repeats, {meta.get("threads")} threads, eval, inference_mode, the '
+             f'precision of each row; torch {meta.get("torch", "")}; CPU class: {isa.get("class", "unknown")}, int8 '
+             f'instruction set: {isa.get("int8", "unknown")} (flags: {" ".join(isa.get("flags", [])) or "-"}). '
+             f'{ceiling_text(ok)} Peak memory: process peak RSS during the timed calls '
              f'(+ the part above what was resident before them).', '',
              '`command`: ' + meta.get('command', ''), '']
-    header = ['model', 'form', 'runtime', 'images/s (median, min-max)', 'latency ms', 'peak mem MB (+activ.)',
-              'weights MB', 'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train',
+    header = ['model', 'form', 'runtime', 'precision', 'images/s (median, min-max)', 'latency ms',
+              'peak mem MB (+activ.)', 'weights MB', 'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train',
               *[f'vs {b} eager' for b in baselines], 'parity (rel)']
     for part, title in (('model', 'End to end (backbone + PSP head + resize)'), ('backbone', 'Backbone only')):
         rows = [r for r in recs if r.get('part') == part]
@@ -49,47 +86,111 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
         lines += [f'## {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
         for r in rows:
             if 'error' in r:
-                lines.append(f'| {r["model"]} | {r["form"]} | {r["runtime"]} | failed: {r["error"]} |')
+                lines.append(f'| {r["model"]} | {r["form"]} | {r["runtime"]} | {precision_label(r)} | '
+                             f'failed: {r["error"]} |')
                 continue
-            par = r.get('parity') or r.get('reparam_parity')
-            par_s = '-' if not par else f'{par["max_rel"]:.1e} {"ok" if par["passed"] else "FAIL"}'
-            if r.get('reparam_parity') and r.get('parity') is None:
-                par_s += ' (vs train)'
-            if r.get('int8_parity'):
-                held = r['int8_parity']['held_out_frame']
-                par_s = f'int8: {held["max_rel"]:.1e}, argmax {100 * held["agreement"]:.1f}% (held-out frame)'
-            cells = [r['model'], r['form'], r['runtime'],
+            cells = [r['model'], r['form'], r['runtime'], precision_label(r),
                      f'{r["images_per_s"]:.3g} ({r["images_per_s_min"]:.3g}-{r["images_per_s_max"]:.3g})',
                      f'{r["latency_ms"]:.0f}', f'{r["peak_mem_mb"]:.0f} (+{r["peak_mem_delta_mb"]:.0f})',
                      _fmt(r.get('weight_mb'), '.1f'), _fmt(r.get('params_m')), _fmt(r.get('gmacs'), '.1f'),
                      _fmt(r.get('gflops_per_s'), '.1f'),
                      _fmt(None if r.get('ceiling_ratio') is None else 100 * r['ceiling_ratio'], '.0f', '%'),
                      _fmt(r.get('speedup_vs_train'), '.2f', 'x'),
-                     *[_fmt(r.get('speed_vs_baseline', {}).get(b), '.2f', 'x') for b in baselines], par_s]
+                     *[_fmt(r.get('speed_vs_baseline', {}).get(b), '.2f', 'x') for b in baselines], _parity_cell(r)]
             lines.append('| ' + ' | '.join(cells) + ' |')
         lines.append('')
-    lines += int8_md(recs)
+    lines += equal_precision_md(recs) + reduced_md(recs) + profile_md(recs)
     return '\n'.join(lines) + '\n'
 
 
-def int8_md(recs: List[Dict[str, Any]]) -> List[str]:
-    """The int8 rows against fp32: speed-ups, weight sizes, calibration and parity."""
-    rows = [r for r in recs if r.get('int8_parity') and r.get('part') == 'model' and 'images_per_s' in r]
+def _ratio_runtime(r: Dict[str, Any], ratios: str, runtimes: str, base: str) -> str:
+    """'1.23x (openvino)': the ratio to a baseline and the runtime of the baseline it was taken against."""
+    ratio = r.get(ratios, {}).get(base)
+    return '-' if ratio is None else f'{ratio:.2f}x ({r[runtimes][base]})'
+
+
+def equal_precision_md(recs: List[Dict[str, Any]]) -> List[str]:
+    """RepVGG (deploy form, or a folder) against the ResNet baselines at equal precision: per model and precision
+    measured, its fastest runtime against each baseline's fastest runtime in the same precision and in fp32, and its
+    share of that precision's ceiling."""
+    ok = [r for r in recs if 'images_per_s' in r and r['part'] == 'model']
+    keys = dict.fromkeys((r['model'], r['form'], r['precision']) for r in ok
+                         if r['form'] in ('deploy', *FOLDER_FORMS))
+    if not keys:
+        return []
+    bases = sorted({b for r in ok for b in r.get('speed_vs_baseline_same_precision', {})})
+    lines = ['## RepVGG vs ResNet at equal precision', '',
+             'Each model\'s fastest runtime in each precision; "same precision": over the baseline\'s fastest runtime '
+             'in that precision; "fastest fp32": over its fastest fp32 runtime (the runtime in brackets).', '',
+             '| model | form | precision | fastest runtime | images/s | '
+             + ''.join(f'vs {b} same precision | vs {b} fastest fp32 | ' for b in bases) + 'of its ceiling |',
+             '|' + '---|' * (6 + 2 * len(bases))]
+    for model, form, precision in keys:
+        best = fastest(ok, model, form, 'model', precision)
+        cells = [model, form, precision_label(best), best['runtime'], f'{best["images_per_s"]:.3g}',
+                 *[cell for b in bases for cell in (
+                     _ratio_runtime(best, 'speed_vs_baseline_same_precision', 'baseline_same_precision_runtime', b),
+                     _ratio_runtime(best, 'speed_vs_baseline_fp32_fastest', 'baseline_fp32_fastest_runtime', b))],
+                 _fmt(None if best.get('ceiling_ratio') is None else 100 * best['ceiling_ratio'], '.0f', '%')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines + ['']
+
+
+def _reduced_parity(r: Dict[str, Any]) -> str:
+    """int8: on the held-out frame; bf16: on the timed (random) input; a folder: in its quantization.json."""
+    if r.get('int8_parity'):
+        held = r['int8_parity']['held_out_frame']
+        return f'{held["max_rel"]:.2e} of max, argmax {100 * held["agreement"]:.2f}% (held-out frame)'
+    par = r.get('parity')
+    return '-' if not par else f'{par["max_rel"]:.2e} of max, argmax {100 * par["agreement"]:.2f}% (random input)'
+
+
+def reduced_md(recs: List[Dict[str, Any]]) -> List[str]:
+    """Every bf16 and int8 row against fp32: speed-ups, weight sizes, calibration and parity."""
+    rows = [r for r in recs if r.get('precision', 'fp32') != 'fp32' and r.get('part') == 'model'
+            and 'images_per_s' in r]
     if not rows:
         return []
     bases = sorted({b for r in rows for b in r.get('speed_vs_baseline_fp32_fastest', {})})
-    lines = ['## int8 against fp32', '',
-             '| model | runtime | vs own fastest fp32 | ' + ''.join(f'vs {b} fastest fp32 | ' for b in bases)
-             + 'weights MB fp32 -> int8 | parity vs fp32 eager, held-out frame | calibration |',
-             '|' + '---|' * (6 + len(bases))]
+    lines = ['## Reduced precision against fp32', '',
+             '| model | form | runtime | precision | vs own fastest fp32 | '
+             + ''.join(f'vs {b} fastest fp32 | ' for b in bases)
+             + 'weights MB fp32 -> this | parity vs fp32 eager | calibration |',
+             '|' + '---|' * (8 + len(bases))]
     for r in rows:
-        held = r['int8_parity']['held_out_frame']
-        cells = [r['model'], r['runtime'],
+        cells = [r['model'], r['form'], r['runtime'], precision_label(r),
                  f'{_fmt(r.get("speedup_vs_fp32_fastest"), ".2f", "x")} ({r.get("fp32_fastest_runtime", "-")})',
-                 *[_fmt(r.get('speed_vs_baseline_fp32_fastest', {}).get(b), '.2f', 'x') for b in bases],
+                 *[_ratio_runtime(r, 'speed_vs_baseline_fp32_fastest', 'baseline_fp32_fastest_runtime', b)
+                   for b in bases],
                  f'{_fmt(r.get("weight_mb_fp32"), ".1f")} -> {_fmt(r.get("weight_mb"), ".1f")}',
-                 f'{held["max_rel"]:.2e} of max, argmax {100 * held["agreement"]:.2f}%',
-                 r.get('calibration', '-')]
+                 _reduced_parity(r), r.get('calibration', '-')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines + ['']
+
+
+def _shares(times: Dict[str, float], total: float, top: int = PROFILE_CELL_TOP) -> str:
+    return ', '.join(f'{name} {100 * ms / total:.0f}%' for name, ms in list(times.items())[:top]) if total else '-'
+
+
+def profile_md(recs: List[Dict[str, Any]]) -> List[str]:
+    """``--profile``: per OpenVINO row, one call's time by layer type and by kernel (exec type), beside the kernels
+    of its precision's ceiling: a conv that runs another kernel than the ceiling's, or time in reorders and
+    FakeQuantize, is where an int8 model falls short of the int8 ceiling."""
+    rows = [r for r in recs if r.get('profile')]
+    if not rows:
+        return []
+    lines = ['## Where the time goes', '',
+             'One profiled call (OpenVINO PERF_COUNT, the model compiled once more): the share of the layers\' summed '
+             'time by layer type and by kernel, the largest first.', '',
+             '| model | form | runtime | part | precision | layers ms | by layer type | by kernel | '
+             'ceiling (runtime): by kernel |', '|' + '---|' * 9]
+    for r in rows:
+        prof, ceiling = r['profile'], r.get('ceiling_profile')
+        ceiling_s = '-' if not ceiling else (f'({r["ceiling_runtime"]}) '
+                                             + _shares(ceiling['by_exec_type'], ceiling['total_ms']))
+        cells = [r['model'], r['form'], r['runtime'], r['part'], precision_label(r), f'{prof["total_ms"]:.1f}',
+                 _shares(prof['by_node_type'], prof['total_ms']), _shares(prof['by_exec_type'], prof['total_ms']),
+                 ceiling_s]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return lines + ['']
 
@@ -100,7 +201,7 @@ def chart(recs: List[Dict[str, Any]], meta: Dict[str, Any], handle) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows = [r for r in recs if r.get('part') == 'model' and 'images_per_s' in r]
-    colors = {'train': '#999999', 'deploy': '#1f77b4', 'baseline': '#d62728', 'int8': '#2ca02c'}
+    colors = {'train': '#999999', 'deploy': '#1f77b4', 'baseline': '#d62728', 'int8': '#2ca02c', 'bf16': '#9467bd'}
     labels = [f'{r["model"].replace("pspnet_", "")} {r["form"]} {r["runtime"]}' for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * max(len(rows), 4) + 1.5), sharey=True)
     ys = range(len(rows))

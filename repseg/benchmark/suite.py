@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from repseg.runtime import check_runtimes
+from repseg.runtime import FOLDER_FORMS, RUNTIMES, check_runtimes
 from repseg.utils import cpu_isa
+from .ceiling import ceiling_runtime_by_precision
 from .int8 import INT8_RUNTIME
-from .models import QUANTIZED_FORM, expand_specs, model_name
+from .models import expand_specs, model_name, runtime_precision
 
 INT8_RUNTIMES = frozenset({INT8_RUNTIME})
 BACKBONE_CHOICES = ('auto', 'all', 'none')
@@ -34,6 +35,11 @@ class Job:
         if self.kind == 'ceiling':
             return 'ceiling_conv3x3'
         return f'{model_name(self.config)}.{self.form}.{self.runtime}{"" if self.part == "model" else ".backbone"}'
+
+    @property
+    def precision(self) -> Optional[str]:
+        """The precision the model computes in (None for the ceiling, which measures several)."""
+        return None if self.kind == 'ceiling' else runtime_precision(self.runtime, self.form)
 
 
 @dataclass
@@ -91,16 +97,16 @@ class Worker:
 
 def plan_jobs(configs: Sequence[str], runtimes: Sequence[str], backbone: str = 'auto') -> List[Job]:
     """Train forms run eager only (the training-time model: the reference for the deploy speedup), quantized folders
-    (``int8_config.py``) in OpenVINO only; deploy and baseline forms run every requested runtime. ``backbone``: which
-    deploy backbones are also measured alone (for the 3x3-conv ceiling ratio): 'auto' the first RepVGG config's,
-    'all', or 'none' (each costs a worker per runtime).
+    (``int8_config.py``, ``bf16_config.py``) in OpenVINO only; deploy and baseline forms run every requested runtime.
+    ``backbone``: which deploy backbones are also measured alone (for the 3x3-conv ceiling ratio): 'auto' the first
+    RepVGG config's, 'all', or 'none' (each costs a worker per runtime).
     """
     if backbone not in BACKBONE_CHOICES:
         raise ValueError(f'backbone={backbone!r}: expected one of {", ".join(BACKBONE_CHOICES)}')
     specs = expand_specs(list(configs))
     deploy = [config for config, form in specs if form == 'deploy']
     measured = {'auto': deploy[:1], 'all': deploy, 'none': []}[backbone]
-    own = {'train': ['eager'], QUANTIZED_FORM: ['openvino']}  # a quantized folder runs in its own runtime only
+    own = {'train': ['eager'], **{form: ['openvino'] for form in FOLDER_FORMS}}  # a folder runs in its own network
     jobs = [Job('model', config, form, runtime, 'model') for config, form in specs
             for runtime in own.get(form, runtimes)]
     jobs += [Job('model', config, 'deploy', runtime, 'backbone') for config in measured for runtime in runtimes]
@@ -108,11 +114,23 @@ def plan_jobs(configs: Sequence[str], runtimes: Sequence[str], backbone: str = '
     return jobs
 
 
+def ceiling_request(jobs: Sequence[Job]) -> List[str]:
+    """The runtimes whose precision the ceiling must cover: those the model jobs run, and for each folder precision
+    a runtime of that precision this CPU offers (``openvino_int8``, ``openvino_bf16``), so that a folder row has a
+    ceiling of its own precision too."""
+    runs = [job.runtime for job in jobs if job.kind == 'model' and job.form not in FOLDER_FORMS]
+    offered = [INT8_RUNTIME, *(name for name, spec in RUNTIMES.items() if spec.offered())]
+    for precision in dict.fromkeys(job.form for job in jobs if job.form in FOLDER_FORMS):
+        runs += [name for name in offered if runtime_precision(name) == precision][:1]
+    return list(dict.fromkeys(runs))
+
+
 def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] = (713, 713), batch: int = 1,
                   repeats: int = 5, device: str = 'cpu', runtimes: Sequence[str] = ('eager',),
                   backbone: str = 'auto', warmup: int = 1, threads: Optional[int] = None,
-                  seed: int = 0, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
-    """Measure every model and return the records (see ``records``); the caller writes the reports."""
+                  seed: int = 0, profile: bool = False, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """Measure every model and return the records (see ``records``); the caller writes the reports. ``profile``:
+    after the timed calls, each OpenVINO network (and ceiling) records where one call spends its time."""
     runtimes = check_runtimes(runtimes, extra=INT8_RUNTIMES)
     _check_args(shape, batch, repeats, device, warmup)
     configs = [str(Path(c).resolve()) if Path(c).is_file() else c for c in configs]
@@ -123,6 +141,7 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])))
     workers = [Worker(job) for job in jobs]
+    ceiling_runs = ceiling_request(jobs)
     macs: Dict[Tuple[str, str, str], Dict[str, float]] = {}
     checked_reparam = set()
     try:
@@ -131,8 +150,9 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
             key = (job.config, job.form, job.part)
             payload = dict(kind=job.kind, config=job.config, form=job.form, runtime=job.runtime, part=job.part,
                            shape=list(shape), batch=batch, device=device, threads=threads, seed=seed,
-                           warmup=warmup, count_macs=key not in macs,
-                           reparam_check=job.form == 'deploy' and key not in checked_reparam)
+                           warmup=warmup, count_macs=key not in macs, profile=profile,
+                           reparam_check=job.form == 'deploy' and key not in checked_reparam,
+                           **({'runtimes': ceiling_runs} if job.kind == 'ceiling' else {}))
             log(f'[{i + 1}/{len(workers)}] set up {job.label}')
             worker.start(payload, log_dir, env)
             if worker.error:
@@ -159,13 +179,13 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
 
 def records(workers: List[Worker], shape: Tuple[int, int], batch: int, device: str, threads: int,
             repeats: int) -> List[Dict[str, Any]]:
-    """One record per measured model and runtime, with ratios to the ceiling, the train form and the baselines."""
+    """One record per measured model and runtime, with its precision, ratios to the ceiling of that precision, the
+    train form and the baselines (``add_ratios``)."""
     ceiling = next((w for w in workers if w.job.kind == 'ceiling'), None)
-    ceiling_gflops, ceiling_by_runtime = None, {}
+    ceiling_by_runtime = {}
     if ceiling and not ceiling.error and ceiling.times:
         ceiling_by_runtime = {name: 2 * ceiling.info['gmacs'] / statistics.median(t)
                               for name, t in ceiling.times.items()}
-        ceiling_gflops = max(ceiling_by_runtime.values())
     common = dict(shape=list(shape), batch=batch, device=device, threads=threads, repeats=repeats, cpu_isa=cpu_isa())
     out = []
     for worker in workers:
@@ -173,7 +193,7 @@ def records(workers: List[Worker], shape: Tuple[int, int], batch: int, device: s
         if job.kind == 'ceiling':
             continue
         rec: Dict[str, Any] = dict(model=model_name(job.config), config=_rel(job.config), form=job.form,
-                                   runtime=job.runtime, part=job.part, **common)
+                                   runtime=job.runtime, precision=job.precision, part=job.part, **common)
         if worker.error or not worker.times.get('model'):
             rec['error'] = worker.error or 'no timing'
             out.append(rec)
@@ -186,36 +206,55 @@ def records(workers: List[Worker], shape: Tuple[int, int], batch: int, device: s
         rec.update({k: v for k, v in worker.info.items() if k not in rec})
         if 'gmacs' in rec:
             rec['gflops_per_s'] = 2 * rec['gmacs'] * rec['images_per_s']
-            if ceiling_gflops and job.runtime not in INT8_RUNTIMES:  # the ceiling is an fp32 one
-                rec['ceiling_gflops_per_s'] = ceiling_gflops
-                rec['ceiling_gflops_per_s_by_runtime'] = ceiling_by_runtime
-                rec['ceiling_ratio'] = rec['gflops_per_s'] / ceiling_gflops
+            _add_ceiling(rec, ceiling_by_runtime, ceiling.info if ceiling else {})
         out.append(rec)
-    _add_ratios(out)
+    add_ratios(out)
     return out
 
 
-def _add_ratios(recs: List[Dict[str, Any]]) -> None:
+def _add_ceiling(rec: Dict[str, Any], by_runtime: Dict[str, float], info: Dict[str, Any]) -> None:
+    """The ceilings of every precision, and the row's share of its own precision's (none when that precision's
+    ceiling was not measured: an fp32 ceiling would flatter a bf16 or int8 row), with the runtime it is the fastest
+    in and, profiled, where that runtime's call spends its time."""
+    if not by_runtime:
+        return
+    best = ceiling_runtime_by_precision(by_runtime)
+    rec.update(ceiling_gflops_per_s_by_runtime=by_runtime,
+               ceiling_gflops_per_s_by_precision={precision: by_runtime[rt] for precision, rt in best.items()})
+    if info.get('failed'):
+        rec['ceiling_failed'] = info['failed']
+    runtime = best.get(rec['precision'])
+    if runtime:
+        rec.update(ceiling_precision=rec['precision'], ceiling_runtime=runtime,
+                   ceiling_gflops_per_s=by_runtime[runtime], ceiling_ratio=rec['gflops_per_s'] / by_runtime[runtime])
+        if runtime in info.get('profile', {}):
+            rec['ceiling_profile'] = info['profile'][runtime]
+
+
+def fastest(recs: Sequence[Dict[str, Any]], model: str, form: str, part: str,
+            precision: str) -> Optional[Dict[str, Any]]:
+    """The fastest measured row of ``model`` in ``form`` and ``part`` among the runtimes of ``precision``."""
+    rows = [r for r in recs if 'images_per_s' in r
+            and (r['model'], r['form'], r['part'], r['precision']) == (model, form, part, precision)]
+    return max(rows, key=lambda r: r['images_per_s']) if rows else None
+
+
+def add_ratios(recs: List[Dict[str, Any]]) -> None:
+    """Speed ratios, each within one precision or named by it: a non-fp32 row against its own fastest fp32 runtime
+    (``speedup_vs_fp32_fastest``); deploy against train; every end-to-end row against each baseline's stock eager
+    run, the same runtime, the fastest runtime of the same precision and the fastest fp32 one."""
     ok = [r for r in recs if 'images_per_s' in r]
 
     def find(model: str, form: str, runtime: str, part: str) -> Optional[Dict[str, Any]]:
         return next((r for r in ok if (r['model'], r['form'], r['runtime'], r['part']) == (model, form, runtime, part)),
                     None)
     baselines = sorted({r['model'] for r in ok if r['form'] == 'baseline' and r['part'] == 'model'})
-
-    def fastest_fp32(model: str, form: str, part: str) -> Optional[Dict[str, Any]]:
-        rows = [r for r in ok if (r['model'], r['form'], r['part']) == (model, form, part)
-                and r['runtime'] not in INT8_RUNTIMES]
-        return max(rows, key=lambda r: r['images_per_s']) if rows else None
     for rec in ok:
-        if rec['runtime'] in INT8_RUNTIMES:
-            own = fastest_fp32(rec['model'], rec['form'], rec['part'])
+        if rec['precision'] != 'fp32':
+            own = fastest(ok, rec['model'], rec['form'], rec['part'], 'fp32')
             if own:
                 rec['speedup_vs_fp32_fastest'] = rec['images_per_s'] / own['images_per_s']
                 rec['fp32_fastest_runtime'] = own['runtime']
-            rec['speed_vs_baseline_fp32_fastest'] = {
-                base: rec['images_per_s'] / best['images_per_s'] for base in baselines
-                for best in [fastest_fp32(base, 'baseline', rec['part'])] if best}
         train = find(rec['model'], 'train', 'eager', rec['part'])
         if rec['form'] == 'deploy' and train:
             rec['speedup_vs_train'] = rec['images_per_s'] / train['images_per_s']
@@ -232,6 +271,21 @@ def _add_ratios(recs: List[Dict[str, Any]]) -> None:
             same = find(base, 'baseline', rec['runtime'], 'model')
             if same:
                 rec['speed_vs_baseline_same_runtime'][base] = rec['images_per_s'] / same['images_per_s']
+        if rec['form'] != 'train':
+            _add_baseline_best(rec, ok, baselines, rec['precision'], 'same_precision')
+            _add_baseline_best(rec, ok, baselines, 'fp32', 'fp32_fastest')
+
+
+def _add_baseline_best(rec: Dict[str, Any], ok: List[Dict[str, Any]], baselines: List[str], precision: str,
+                       name: str) -> None:
+    """``speed_vs_baseline_<name>`` {baseline: ratio} and ``baseline_<name>_runtime`` {baseline: runtime}: against
+    each baseline's fastest runtime of ``precision``."""
+    ratios, runtimes = {}, {}
+    for base in baselines:
+        best = fastest(ok, base, 'baseline', 'model', precision)
+        if best:
+            ratios[base], runtimes[base] = rec['images_per_s'] / best['images_per_s'], best['runtime']
+    rec[f'speed_vs_baseline_{name}'], rec[f'baseline_{name}_runtime'] = ratios, runtimes
 
 
 def _check_args(shape, batch, repeats, device, warmup) -> None:
@@ -255,4 +309,5 @@ def _rel(path: str) -> str:
         return path
 
 
-__all__ = ['BACKBONE_CHOICES', 'INT8_RUNTIMES', 'Job', 'plan_jobs', 'records', 'run_benchmark']
+__all__ = ['BACKBONE_CHOICES', 'INT8_RUNTIMES', 'Job', 'add_ratios', 'ceiling_request', 'fastest', 'plan_jobs',
+           'records', 'run_benchmark']

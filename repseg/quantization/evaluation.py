@@ -1,6 +1,7 @@
-"""fp32 and int8 networks on the validation split through MMSegmentation's test path: each is plugged into the same
-``OpenVINOEncoderDecoder`` and run with ``test_step``, and measured with the config's ``IoUMetric`` (the figures
-``tools/test.py`` prints). Pixel agreement: the fraction of pixels whose class is the reference network's.
+"""fp32 and reduced-precision (int8 or bf16) networks on the validation split through MMSegmentation's test path:
+each is plugged into the same ``OpenVINOEncoderDecoder`` and run with ``test_step``, and measured with the config's
+``IoUMetric`` (the figures ``tools/test.py`` prints). Pixel agreement: the fraction of pixels whose class is the
+reference network's.
 """
 import copy
 import dataclasses
@@ -26,7 +27,8 @@ Network = Callable[[Tensor], Tensor]
 
 @dataclass
 class Evaluation:
-    """``IoUMetric``'s figures per network, and pixel agreement of each network with the first one."""
+    """``IoUMetric``'s figures per network, and pixel agreement of each network with the first one ('fp32');
+    ``reduced`` names the reduced-precision network ('int8' or 'bf16')."""
 
     metrics: Dict[str, Dict[str, float]]
     agreement: Dict[str, float]
@@ -36,9 +38,13 @@ class Evaluation:
         return Metrics(**{k: self.metrics[name][k] for k in ('mIoU', 'mAcc', 'aAcc')})
 
     @property
+    def reduced(self) -> str:
+        return next(name for name in self.metrics if name != 'fp32')
+
+    @property
     def drop(self) -> float:
-        """fp32 mIoU minus int8 mIoU, in points (rounded as the metric is)."""
-        return round(self.metrics['fp32']['mIoU'] - self.metrics['int8']['mIoU'], 2)
+        """fp32 mIoU minus the reduced-precision mIoU, in points (rounded as the metric is)."""
+        return round(self.metrics['fp32']['mIoU'] - self.metrics[self.reduced]['mIoU'], 2)
 
     def int8_result(self, layers_in_float: List[str]) -> Dict[str, Any]:
         """The report's ``plain_ptq`` block."""
@@ -46,8 +52,9 @@ class Evaluation:
                     layers_in_float=list(layers_in_float))
 
     def __str__(self) -> str:
-        return (f'fp32 mIoU {self.metrics["fp32"]["mIoU"]:.2f}, int8 {self.metrics["int8"]["mIoU"]:.2f} (drop '
-                f'{self.drop:.2f}), pixel agreement {100 * self.agreement["int8"]:.2f}%')
+        name = self.reduced
+        return (f'fp32 mIoU {self.metrics["fp32"]["mIoU"]:.2f}, {name} {self.metrics[name]["mIoU"]:.2f} (drop '
+                f'{self.drop:.2f}), pixel agreement {100 * self.agreement[name]:.2f}%')
 
 
 def iou_metric(cfg: Config, dataset: Any) -> IoUMetric:
@@ -135,8 +142,9 @@ def validation_fn(cfg: Config, segmentor: nn.Module, items: ValidationItems, wra
 
 def agreement_on_images(segmentor: nn.Module, networks: Dict[str, Network],
                         images: Sequence[Union[str, Path]]) -> List[Dict[str, Any]]:
-    """The report's ``agreement_images``: pixel agreement of networks 'int8' and 'fp32' on extra images (e.g. real
-    street frames), through the inference API."""
+    """The report's ``agreement_images``: pixel agreement of the reduced-precision network (the one not named
+    'fp32') with 'fp32' on extra images (e.g. real street frames), through the inference API."""
+    reduced = next(name for name in networks if name != 'fp32')
     out = []
     for path, _ in collect_images(images):
         preds = {}
@@ -144,5 +152,5 @@ def agreement_on_images(segmentor: nn.Module, networks: Dict[str, Network],
             segmentor.network.use(network)
             preds[name] = segment(segmentor, path).pred_sem_seg.data
         out.append(dict(image=str(path), shape=list(preds['fp32'].shape[-2:]),
-                        pixel_agreement=float((preds['fp32'] == preds['int8']).float().mean())))
+                        pixel_agreement=float((preds['fp32'] == preds[reduced]).float().mean())))
     return out

@@ -1,7 +1,7 @@
-"""The self-contained int8 folder, the end that post-training quantization (``pipeline``) and quantization-aware
+"""The self-contained folder, the end that post-training quantization and bf16 (``pipeline``) and quantization-aware
 training (``qat``) share: ``int8_config.py`` (the float config with the ``OpenVINOEncoderDecoder`` model),
 ``int8.pth`` (the IR inside a state dict), ``int8.xml`` / ``int8.bin`` (the same IR for OpenVINO users) and
-``quantization.json``.
+``quantization.json``; a bf16 folder has the same files named ``bf16*`` (its IR is the fp32 one, compiled in bf16).
 """
 import copy
 import platform
@@ -14,16 +14,19 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from repseg.deploy import config_text
+from repseg.runtime import FOLDER_FORMS
 from repseg.runtime.openvino_runtime import OpenVINONetwork, ir_bytes
 from repseg.utils import atomic_dir, cpu_isa, machine_name, median_ms
 from repseg.version import __version__
 from .evaluation import Evaluation, agreement_on_images
 from .ptq import layer_precisions, weight_bytes
 from .report import REPORT, QuantizationReport
-from .segmentor import ir_model_config, ir_segmentor
+from .segmentor import folder_network, ir_model_config, ir_segmentor
 
-INT8_CONFIG, INT8_CHECKPOINT, INT8_XML, INT8_BIN = 'int8_config.py', 'int8.pth', 'int8.xml', 'int8.bin'
-OUTPUTS = (INT8_CONFIG, INT8_CHECKPOINT, INT8_XML, INT8_BIN, REPORT)
+#: A folder's files per precision: config, checkpoint (the IR inside a state dict), and the IR's xml and bin.
+FOLDER_FILES = {precision: (f'{precision}_config.py', f'{precision}.pth', f'{precision}.xml', f'{precision}.bin')
+                for precision in FOLDER_FORMS}
+INT8_CONFIG, INT8_CHECKPOINT, INT8_XML, INT8_BIN = FOLDER_FILES['int8']
 SEGMENTOR_MODULE = 'repseg.quantization.segmentor'
 TIMING_REPEATS = 3
 
@@ -31,14 +34,15 @@ TIMING_REPEATS = 3
 def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model: Any, int8_model: Any,
                  evaluation: Evaluation, example: Tensor, header: str, *, config: str, checkpoint: str, method: str,
                  agreement_images: Sequence[Union[str, Path]] = (), force: bool = False,
-                 log: Callable[[str], None] = print, **details: Any) -> QuantizationReport:
-    """Write ``out_dir`` for ``int8_model`` (an ``openvino.Model``) evaluated as ``evaluation`` (networks 'fp32' and
-    'int8'), all files or none. ``config`` / ``checkpoint``: the float model it came from; ``details``: the method's
-    own report fields. The int8 config and state dict are read back first and must give the evaluated network.
-    The folder is built beside ``out_dir`` and moved into place whole (``atomic_dir``; ``force`` replaces one that
-    holds files)."""
-    fp32, int8 = OpenVINONetwork(fp32_model), OpenVINONetwork(int8_model)
+                 log: Callable[[str], None] = print, precision: str = 'int8', **details: Any) -> QuantizationReport:
+    """Write ``out_dir`` for ``int8_model`` (an ``openvino.Model``, run in ``precision``: 'int8', or 'bf16' for the
+    fp32 IR compiled in bf16) evaluated as ``evaluation`` (networks 'fp32' and ``precision``), all files or none.
+    ``config`` / ``checkpoint``: the float model it came from; ``details``: the method's own report fields. The
+    written config and state dict are read back first and must give the evaluated network. The folder is built
+    beside ``out_dir`` and moved into place whole (``atomic_dir``; ``force`` replaces one that holds files)."""
+    fp32, int8 = OpenVINONetwork(fp32_model), folder_network(int8_model, precision)
     fp32_ms, int8_ms = (median_ms(lambda: net(example), repeats=TIMING_REPEATS) for net in (fp32, int8))
+    config_name, checkpoint_name, xml_name, bin_name = FOLDER_FILES[precision]
     xml, weights = ir_bytes(int8_model)
     state = {f'network.{k}': torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in
              (('xml', xml), ('weights', weights))}
@@ -47,36 +51,37 @@ def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model:
     imports = list(dict(out.get('custom_imports') or {}).get('imports', []))
     out.custom_imports = dict(imports=imports + [SEGMENTOR_MODULE] * (SEGMENTOR_MODULE not in imports),
                               allow_failed_imports=False)
-    out.model, out.load_from, out.resume = ir_model_config(float_model, {'xml': xml, 'weights': weights}), None, False
+    out.model = ir_model_config(float_model, {'xml': xml, 'weights': weights}, precision=precision)
+    out.load_from, out.resume = None, False
     text = config_text(out, header)
     written = MODELS.build(Config.fromstring(text, '.py').model)  # the files are the model that was evaluated
     written.load_state_dict(state, strict=True)
     with torch.no_grad():
         diff = (written.network(example) - int8(example)).abs().max().item()
     if diff != 0:
-        raise RuntimeError(f'the int8 model read back from its config and state dict differs from the evaluated one '
-                           f'(max |diff| {diff:.3e}); nothing written')
-    precisions = layer_precisions(int8_model)
+        raise RuntimeError(f'the {precision} model read back from its config and state dict differs from the evaluated '
+                           f'one (max |diff| {diff:.3e}); nothing written')
+    precisions = layer_precisions(int8_model) if precision == 'int8' else {}
     report = QuantizationReport(
-        config=config, checkpoint=checkpoint, method=method, fp32=evaluation.of('fp32'), int8=evaluation.of('int8'),
-        drop=evaluation.drop, pixel_agreement=evaluation.agreement['int8'],
+        config=config, checkpoint=checkpoint, method=method, precision=precision, fp32=evaluation.of('fp32'),
+        **{precision: evaluation.of(precision)}, drop=evaluation.drop, pixel_agreement=evaluation.agreement[precision],
         layers_in_float=[n for n, p in precisions.items() if p == 'float'],
         layers_int8=sum(p == 'int8' for p in precisions.values()),
-        validation=dict(images=evaluation.images, split='val', runtime='openvino, both fp32 and int8'),
-        speed=dict(shape=list(example.shape), fp32_ms=fp32_ms, int8_ms=int8_ms, speedup=fp32_ms / int8_ms,
-                   threads=torch.get_num_threads(), repeats=TIMING_REPEATS),
-        weights_bytes=dict(fp32=weight_bytes(fp32_model), int8=weight_bytes(int8_model)),
-        agreement_images=agreement_on_images(ir_segmentor(float_model), {'fp32': fp32, 'int8': int8},
+        validation=dict(images=evaluation.images, split='val', runtime=f'openvino, both fp32 and {precision}'),
+        speed={'shape': list(example.shape), 'fp32_ms': fp32_ms, f'{precision}_ms': int8_ms,
+               'speedup': fp32_ms / int8_ms, 'threads': torch.get_num_threads(), 'repeats': TIMING_REPEATS},
+        weights_bytes={'fp32': weight_bytes(fp32_model), precision: weight_bytes(int8_model)},
+        agreement_images=agreement_on_images(ir_segmentor(float_model), {'fp32': fp32, precision: int8},
                                              agreement_images),
         versions={'torch': torch.__version__, 'repseg': __version__, 'python': platform.python_version()},
         cpu={'name': machine_name(), **cpu_isa()}, **details)
     meta = {'dataset_meta': getattr(float_model, 'dataset_meta', None), 'quantization': report.summary(),
             'source_config': config, 'source_checkpoint': checkpoint, 'repseg_version': __version__}
     with atomic_dir(out_dir, force) as tmp:
-        torch.save({'meta': meta, 'state_dict': state}, tmp / INT8_CHECKPOINT)
-        for name, mode, data in ((INT8_XML, 'wb', xml), (INT8_BIN, 'wb', weights), (INT8_CONFIG, 'w', text),
+        torch.save({'meta': meta, 'state_dict': state}, tmp / checkpoint_name)
+        for name, mode, data in ((xml_name, 'wb', xml), (bin_name, 'wb', weights), (config_name, 'w', text),
                                  (REPORT, 'w', report.to_json())):
             with open(tmp / name, mode) as handle:
                 handle.write(data)
-    log(f'wrote {", ".join(str(out_dir / name) for name in OUTPUTS)}')
+    log(f'wrote {", ".join(str(out_dir / name) for name in (*FOLDER_FILES[precision], REPORT))}')
     return report

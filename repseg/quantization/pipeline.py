@@ -1,10 +1,12 @@
 """What ``tools/quantize.py`` does: deploy form -> OpenVINO fp32 (proven equal) -> NNCF int8 -> mIoU of both on the
 validation split -> accuracy-aware fallback when the drop is too large -> the int8 folder, or nothing at all when
-even the fallback cannot keep the drop within ``max_drop``. ``float_deploy_segmentor`` is also where QAT starts."""
+even the fallback cannot keep the drop within ``max_drop``. With ``precision='bf16'``: the fp32 IR compiled in bf16
+(no calibration), measured the same way, the folder or nothing. ``float_deploy_segmentor`` is also where QAT
+starts."""
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
@@ -16,14 +18,15 @@ from repseg.deploy import AlreadyDeployed, convert_to_deploy
 from repseg.engine import merge_checked_options
 from repseg.models import SegLogits
 from repseg.models.kernel_ranges import range_report
-from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
+from repseg.runtime import check_offered
+from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module, openvino_version
 from repseg.utils import LOGIT_RTOL, check_out_dir, compare_logits, median_ms
 from .calibration import CalibrationSet, network_inputs
 from .evaluation import ValidationItems, evaluate, validation_fn
 from .folder import write_result
 from .ptq import backend_info, float_layers, layer_precisions, quantize_model, quantize_with_accuracy_control
-from .report import QuantizationReport
-from .segmentor import ir_segmentor
+from .report import PRECISIONS, QuantizationReport
+from .segmentor import folder_network, ir_segmentor
 
 
 class QuantizationRefused(ValueError):
@@ -55,19 +58,23 @@ def float_deploy_segmentor(cfg: Config, checkpoint: Union[str, Path],
                 pass
         deploy_cfg = read_config(cfg_path)
         init_default_scope(deploy_cfg.get('default_scope', 'mmseg'))
-        return FloatSegmentor(init_segmentor(cfg_path, ckpt_path), deploy_cfg, conversion)
+        return FloatSegmentor(init_segmentor(cfg_path, ckpt_path, runtime='eager'), deploy_cfg, conversion)
 
 
 def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], out_dir: Union[str, Path],
                        num_calib: int = 300, max_drop: float = 1.0, preset: str = 'performance',
                        fast_bias_correction: bool = True, max_iterations: Optional[int] = None,
                        ranking_subset: Optional[int] = None, agreement_images: Sequence[Union[str, Path]] = (),
-                       cfg_options: Optional[dict] = None, force: bool = False,
+                       cfg_options: Optional[dict] = None, force: bool = False, precision: str = 'int8',
                        log: Callable[[str], None] = print) -> QuantizationReport:
-    """Quantize a trained segmentor and write ``out_dir`` (module docstring); QuantizationRefused (nothing written)
-    when int8 loses more than ``max_drop`` mIoU points even with the fallback. ``cfg_options``: checked
-    ``--cfg-options`` (e.g. data roots)."""
+    """Quantize a trained segmentor to ``precision`` ('int8' or 'bf16') and write ``out_dir`` (module docstring);
+    QuantizationRefused (nothing written) when it loses more than ``max_drop`` mIoU points (int8: even with the
+    fallback). ``cfg_options``: checked ``--cfg-options`` (e.g. data roots)."""
     out_dir = Path(out_dir)
+    if precision not in PRECISIONS:
+        raise ValueError(f'--precision {precision!r}: expected one of {", ".join(PRECISIONS)}')
+    if precision == 'bf16':
+        check_offered('openvino_bf16')  # a CPU without bf16 would measure f32 twice
     check_out_dir(out_dir, force)  # before the work; again when the folder is moved into place
     if max_drop < 0:
         raise ValueError(f'--max-drop {max_drop}: expected a non-negative number of mIoU points')
@@ -93,6 +100,15 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
     if not parity.passed:
         raise ValueError(f'{checkpoint}: OpenVINO fp32 differs from PyTorch beyond {LOGIT_RTOL:g} x max|logit| '
                          f'({parity.max_rel:.2e}); nothing written')
+
+    # kernel ranges from the train form when there is one: the same fused kernels, plus which branch sets their range
+    train_form = init_segmentor(source_cfg, checkpoint, runtime='eager') if source.conversion else None
+    kernels = range_report(train_form or float_model)
+    common = dict(config=str(config), checkpoint=str(checkpoint), agreement_images=agreement_images, force=force,
+                  log=log, deploy_conversion=source.conversion, max_drop=max_drop,
+                  parity_openvino_fp32_vs_eager=parity.as_dict(), kernel_ranges=kernels)
+    if precision == 'bf16':
+        return _write_bf16(out_dir, cfg, float_model, fp32_model, fp32, val, example, common, log)
 
     calib = CalibrationSet(cfg, float_model, num_calib)
     log(f'calibrating on {len(calib)} images of the training split (test pipeline, {calib.mode} mode)')
@@ -126,12 +142,32 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
 
     header = (f'int8 (OpenVINO IR quantized by NNCF) of {Path(config)}\nweights: int8.pth (the IR as uint8 buffers; '
               f'also int8.xml / int8.bin), quantized from {Path(checkpoint)}')
-    # kernel ranges from the train form when there is one: the same fused kernels, plus which branch sets their range
-    kernels = range_report(init_segmentor(source_cfg, checkpoint) if source.conversion else float_model)
     return write_result(
-        out_dir, cfg, float_model, fp32_model, final, final_ev, example, header, config=str(config),
-        checkpoint=str(checkpoint), method='ptq' if control is None else 'accuracy_control',
-        agreement_images=agreement_images, force=force, log=log, deploy_conversion=source.conversion, max_drop=max_drop,
-        plain_ptq=plain.int8_result(float_layers(int8_model)), accuracy_control=control,
-        calibration=calib.record(), parity_openvino_fp32_vs_eager=parity.as_dict(),
-        backend=backend_info(preset, fast_bias_correction), kernel_ranges=kernels)
+        out_dir, cfg, float_model, fp32_model, final, final_ev, example, header,
+        method='ptq' if control is None else 'accuracy_control', plain_ptq=plain.int8_result(float_layers(int8_model)),
+        accuracy_control=control, calibration=calib.record(), backend=backend_info(preset, fast_bias_correction),
+        **common)
+
+
+def _write_bf16(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model: Any, fp32: OpenVINONetwork,
+                val: ValidationItems, example: torch.Tensor, common: Dict[str, Any],
+                log: Callable[[str], None]) -> QuantizationReport:
+    """The bf16 folder: the fp32 IR compiled in bf16, measured against fp32 on the validation split."""
+    bf16 = folder_network(fp32_model, 'bf16')
+    if bf16.executed_precision != 'bf16':  # only where the CPU flags were simulated or OpenVINO declined
+        log(f'warning: OpenVINO compiled the bf16 network in {bf16.executed_precision} on this CPU; the report\'s bf16 '
+            f'figures are {bf16.executed_precision}\'s (backend.executed_precision)')
+    log(f'evaluating fp32 and bf16 on {len(val)} validation images')
+    evaluation = evaluate(cfg, ir_segmentor(float_model), {'fp32': fp32, 'bf16': bf16}, val)
+    log(f'bf16: {evaluation}')
+    if evaluation.drop > common['max_drop']:
+        raise QuantizationRefused(f'{common["checkpoint"]}: bf16 mIoU {evaluation.of("bf16").mIoU:.2f} vs fp32 mIoU '
+                                  f'{evaluation.of("fp32").mIoU:.2f} (drop {evaluation.drop:.2f} > --max-drop '
+                                  f'{common["max_drop"]:g}); nothing written')
+    header = (f'bf16 (the fp32 OpenVINO IR, compiled with inference precision bf16) of {common["config"]}\nweights: '
+              f'bf16.pth (the IR as uint8 buffers; also bf16.xml / bf16.bin), from {common["checkpoint"]}')
+    backend = {'name': 'openvino', 'openvino': openvino_version(), 'target_device': 'CPU',
+               'shapes': 'dynamic N x 3 x H x W', 'executed_precision': bf16.executed_precision,
+               'compile_options': {k: str(v) for k, v in bf16.options.items()}}
+    return write_result(out_dir, cfg, float_model, fp32_model, fp32_model, evaluation, example, header,
+                        method='cast', precision='bf16', calibration={}, backend=backend, **common)

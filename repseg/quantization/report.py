@@ -1,15 +1,21 @@
-"""``quantization.json`` as a type, written and read by this module for plain PTQ, the accuracy-control fallback and
-QAT, and the markdown tables of ``tools/quantization_table.py`` read from it. The JSON keys are the field names."""
+"""``quantization.json`` as a type, written and read by this module for plain PTQ, the accuracy-control fallback,
+QAT and bf16, and the markdown tables of ``tools/quantization_table.py`` read from it. The JSON keys are the field
+names; the reduced-precision model's figures sit under its precision's name (``int8`` or ``bf16``)."""
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 #: The version of the fields below; raise it whenever a field is added, removed, renamed or changes meaning.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this module reads: version 1 had no ``precision`` and ``bf16`` (int8 only), which default accordingly.
+READABLE_VERSIONS = (1, 2)
 REPORT = 'quantization.json'
-METHODS = ('ptq', 'accuracy_control', 'qat')
+#: 'cast': bf16, the fp32 network compiled with OpenVINO's bf16 inference precision (no calibration).
+METHODS = ('ptq', 'accuracy_control', 'qat', 'cast')
+PRECISIONS = ('int8', 'bf16')
 
 
 @dataclass
@@ -29,8 +35,8 @@ class QuantizationReport:
     accuracy_control (the fallback's result, else None): the same, ``ranking_subset``, ``speed.plain_ptq_int8_ms``;
     calibration: ``images``, ``split``, ``pipeline``, ``mode`` (the test mode), ``first_images``;
     validation: ``images``, ``split``, ``runtime``;
-    speed: median ms at ``shape``: ``fp32_ms``, ``int8_ms``, ``speedup``, ``threads``, ``repeats``;
-    weights_bytes: bytes of the IR constants, ``fp32`` and ``int8``;
+    speed: median ms at ``shape``: ``fp32_ms``, ``int8_ms`` (``bf16_ms``), ``speedup``, ``threads``, ``repeats``;
+    weights_bytes: bytes of the IR constants, ``fp32`` and ``int8`` (``bf16``: the same fp32 IR);
     agreement_images: per extra image, its ``image``, ``shape`` and ``pixel_agreement``;
     training (QAT): ``config``, ``iterations``, ``optimizer``;
     kernel_ranges: ``repseg.models.kernel_ranges.range_report``; deploy_conversion: the converter's proof, if any.
@@ -41,7 +47,9 @@ class QuantizationReport:
     checkpoint: str
     method: str  # one of METHODS
     fp32: Metrics
-    int8: Metrics
+    int8: Optional[Metrics] = None  # the metrics of the reduced-precision model, under its precision's name
+    bf16: Optional[Metrics] = None
+    precision: str = 'int8'
     drop: float
     pixel_agreement: float
     layers_in_float: List[str]
@@ -66,6 +74,14 @@ class QuantizationReport:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f'quantization report: method {self.method!r}; expected one of {", ".join(METHODS)}')
+        if self.precision not in PRECISIONS or getattr(self, self.precision) is None:
+            raise ValueError(f'quantization report: precision {self.precision!r} with its metrics; expected one of '
+                             f'{", ".join(PRECISIONS)}')
+
+    @property
+    def reduced(self) -> Metrics:
+        """The reduced-precision model's metrics."""
+        return getattr(self, self.precision)
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,7 +89,8 @@ class QuantizationReport:
     def summary(self) -> Dict[str, Any]:
         """The part the int8 checkpoint's meta carries."""
         return {k: v for k, v in self.as_dict().items()
-                if k in ('schema_version', 'method', 'fp32', 'int8', 'drop', 'pixel_agreement', 'layers_in_float')}
+                if k in ('schema_version', 'method', 'precision', 'fp32', self.precision, 'drop', 'pixel_agreement',
+                         'layers_in_float')}
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=1) + '\n'
@@ -94,8 +111,14 @@ def _build(kind: Any, value: Any, where: str) -> Any:
     problems = [f'{what} {", ".join(names)}' for what, names in (('missing', missing), ('unknown', unknown)) if names]
     if problems:
         raise ReportError(f'{where}: {"; ".join(problems)}')
-    return kind(**{n: _build(fields[n].type, v, n) if dataclasses.is_dataclass(fields[n].type) else v
-                   for n, v in value.items()})
+    return kind(**{n: _build(_dataclass_of(fields[n].type), v, n) if _dataclass_of(fields[n].type) and v is not None
+                   else v for n, v in value.items()})
+
+
+def _dataclass_of(kind: Any) -> Any:
+    """``kind`` itself, or X of ``Optional[X]``, when it is a dataclass; else None."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) is Union else [kind]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else None
 
 
 def load_report(path: Union[str, Path]) -> QuantizationReport:
@@ -114,13 +137,13 @@ def load_report(path: Union[str, Path]) -> QuantizationReport:
         raise ReportError(f'{file}: not a quantization report (expected a JSON object written by tools/quantize.py '
                           f'or a QAT run)')
     version = data.get('schema_version')
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         found = 'no schema_version (written before reports were versioned)' if version is None else (
             f'schema version {version!r}')
-        raise ReportError(f'{file}: a quantization report of {found}; this RepSeg reads schema version '
-                          f'{SCHEMA_VERSION} (quantize again to get one)')
+        raise ReportError(f'{file}: a quantization report of {found}; this RepSeg reads schema versions '
+                          f'{", ".join(map(str, READABLE_VERSIONS))} (quantize again to get one)')
     try:
-        return _build(QuantizationReport, data, 'top level')
+        return _build(QuantizationReport, dict(data, schema_version=SCHEMA_VERSION), 'top level')
     except (ReportError, TypeError, ValueError) as err:
         raise ReportError(f'{file}: not a valid quantization report ({err})') from None
 
@@ -138,10 +161,12 @@ COMBINED_HEADER = ACCURACY_HEADER[:6] + [KERNEL_HEADER[1], KERNEL_HEADER[3], KER
 def accuracy_row(label: str, report: QuantizationReport) -> List[str]:
     speed, size, images = report.speed, report.weights_bytes, report.agreement_images
     mean = sum(i['pixel_agreement'] for i in images) / len(images) if images else None
-    return [label, report.method, f'{report.fp32.mIoU:.2f}', f'{report.int8.mIoU:.2f}', f'{report.drop:.2f}',
+    name = report.precision
+    reduced = f'{report.reduced.mIoU:.2f}' + ('' if name == 'int8' else f' ({name})')
+    return [label, report.method, f'{report.fp32.mIoU:.2f}', reduced, f'{report.drop:.2f}',
             f'{100 * report.pixel_agreement:.2f}%', str(len(report.layers_in_float)),
-            f'{speed["fp32_ms"]:.0f} / {speed["int8_ms"]:.0f} ({speed["speedup"]:.2f}x)',
-            f'{size["fp32"] / 2 ** 20:.1f} / {size["int8"] / 2 ** 20:.1f}',
+            f'{speed["fp32_ms"]:.0f} / {speed[name + "_ms"]:.0f} ({speed["speedup"]:.2f}x)',
+            f'{size["fp32"] / 2 ** 20:.1f} / {size[name] / 2 ** 20:.1f}',
             f'{100 * mean:.2f}% ({len(images)})' if images else '-']
 
 

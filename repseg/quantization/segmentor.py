@@ -1,4 +1,4 @@
-"""An MMSegmentation segmentor whose backbone + decode head is one OpenVINO network (the int8 folder's model).
+"""An MMSegmentation segmentor whose backbone + decode head is one OpenVINO network (an int8 or bf16 folder's model).
 
 The rest stays ``EncoderDecoder``'s (preprocessing, whole or sliding-window inference, resizing, argmax), so
 ``tools/test.py``, ``tools/infer.py`` and ``repseg.apis`` run it unchanged. The IR travels inside a normal checkpoint
@@ -7,17 +7,21 @@ weights, a checkpoint of another model is refused in one line, and the folder is
 """
 import copy
 import hashlib
+import logging
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from repseg.runtime import FOLDER_FORMS
 from repseg.runtime.openvino_runtime import OpenVINONetwork, read_ir
+from repseg.utils.machine import cpu_flags, describe_flags
 
 SEGMENTOR_TYPE = 'OpenVINOEncoderDecoder'
 
@@ -25,6 +29,12 @@ SEGMENTOR_TYPE = 'OpenVINOEncoderDecoder'
 def ir_digest(xml: bytes, weights: bytes) -> str:
     """SHA-256 over the xml and bin bytes (what the config records to pair it with its checkpoint)."""
     return hashlib.sha256(hashlib.sha256(xml).digest() + hashlib.sha256(weights).digest()).hexdigest()
+
+
+def folder_network(model: Any, precision: str) -> OpenVINONetwork:
+    """A folder's IR compiled as its precision runs: int8 with f32 as the float precision (OpenVINO 2026.4 cannot
+    compile NNCF int8 models otherwise on AMX), bf16 in bf16."""
+    return OpenVINONetwork(model, precision='bf16' if precision == 'bf16' else 'f32')
 
 
 class IRNetwork(nn.Module):
@@ -70,7 +80,10 @@ class IRNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._network is None:
-            self._network = OpenVINONetwork(self._check_ir())
+            self._network = folder_network(self._check_ir(), self.precision)
+            if self.precision == 'bf16' and self._network.executed_precision != 'bf16':
+                print_log(f'{SEGMENTOR_TYPE}: this CPU has no bf16 ({describe_flags(cpu_flags())}); OpenVINO runs the '
+                          f'bf16 folder in {self._network.executed_precision}', logger='current', level=logging.WARNING)
         return self._network(x).to(x.device)
 
     def __getstate__(self) -> Dict[str, Any]:  # deepcopy/pickle: the compiled model is rebuilt on demand
@@ -82,9 +95,11 @@ class OpenVINOEncoderDecoder(EncoderDecoder):
     """``EncoderDecoder`` for inference whose network (``IRNetwork``) takes the preprocessed N x 3 x H x W batch and
     returns the decode head's logits (before resizing)."""
 
-    #: ``repseg.runtime.with_runtime`` runs an int8-form segmentor in its own network ('eager' and 'openvino' leave
-    #: it as it is; other runtimes are refused)
-    form = 'int8'
+    @property
+    def form(self) -> str:
+        """'int8' or 'bf16': ``repseg.runtime.with_runtime`` runs a folder's segmentor in its own network ('eager'
+        and 'openvino' leave it as it is; other runtimes are refused)."""
+        return self.network.precision if self.network.precision in FOLDER_FORMS else 'int8'
 
     def __init__(self, ir: dict, num_classes: int, out_channels: Optional[int] = None, align_corners: bool = False,
                  data_preprocessor: Optional[dict] = None, test_cfg: Optional[dict] = None,

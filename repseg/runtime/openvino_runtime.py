@@ -2,8 +2,9 @@
 
 Converted straight from PyTorch (``openvino.convert_model`` traces the module), not through the ONNX export: the
 trace keeps PSP's adaptive pooling and the resizes shape-generic, so one IR takes any N and H x W, and it converts
-in seconds. ``INFERENCE_PRECISION_HINT`` is pinned to f32: the CPU plugin otherwise runs fp32 models in bf16 by
-itself where the CPU has AVX512_BF16 or AMX.
+in seconds. ``INFERENCE_PRECISION_HINT`` is always set (f32 unless bf16 is asked for): the CPU plugin otherwise runs
+fp32 models in bf16 by itself where the CPU has AVX512_BF16 or AMX. Where the CPU has no bf16, OpenVINO runs a bf16
+request in f32 (``executed_precision`` says which it ran).
 """
 import os
 import tempfile
@@ -32,7 +33,10 @@ def openvino_version() -> str:
 
 
 def compile_options(threads: Optional[int] = None, precision: str = 'f32') -> Dict[str, Any]:
-    """CPU plugin options: fp32 pinned, ``threads`` (default PyTorch's), latency mode (one stream)."""
+    """CPU plugin options: ``precision`` ('f32' or 'bf16') pinned, ``threads`` (default PyTorch's), latency mode (one
+    stream)."""
+    if precision not in ('f32', 'bf16'):
+        raise ValueError(f'OpenVINO precision {precision!r}: expected f32 or bf16')
     return {'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': int(threads or torch.get_num_threads()),
             'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': 1}
 
@@ -73,6 +77,12 @@ class OpenVINONetwork:
         self.compiled = compiled if compiled is not None else ov.Core().compile_model(model, 'CPU', self.options)
         self.request = self.compiled.create_infer_request()
 
+    @property
+    def executed_precision(self) -> str:
+        """The precision OpenVINO compiled the float layers in ('f32' or 'bf16'), which may differ from the request."""
+        value = self.compiled.get_property('INFERENCE_PRECISION_HINT')
+        return value.to_string() if hasattr(value, 'to_string') else str(value)
+
     @classmethod
     def from_compiled(cls, compiled: Any) -> 'OpenVINONetwork':
         """Wrap a model compiled elsewhere (NNCF's accuracy control compiles its candidates itself, fp32 pinned)."""
@@ -85,3 +95,7 @@ class OpenVINONetwork:
 
 def prepare_openvino(model: nn.Module, example: Tensor) -> OpenVINONetwork:
     return OpenVINONetwork(convert_module(model, example))
+
+
+def prepare_openvino_bf16(model: nn.Module, example: Tensor) -> OpenVINONetwork:
+    return OpenVINONetwork(convert_module(model, example), precision='bf16')

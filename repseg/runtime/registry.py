@@ -1,38 +1,63 @@
 """The deploy runtimes, and for which models: eager PyTorch (the reference, any device), ONNX Runtime (the fastest
-fp32 runtime on the CPUs measured) and OpenVINO (also the runtime of the int8 folders). TorchScript, channels-last,
-the oneDNN Graph fuser and Inductor were retired: slower on every CPU measured (docs/benchmark.md).
+fp32 runtime on the CPUs measured), OpenVINO in fp32 (also the runtime of the tools/quantize.py folders) and OpenVINO
+in bf16 (offered only on CPUs with native bf16: elsewhere OpenVINO would run it in f32 without a word). TorchScript,
+channels-last, the oneDNN Graph fuser and Inductor were retired: slower on every CPU measured (docs/benchmark.md).
+PyTorch's own bf16 (CPU autocast) is not offered: no machine measured it faster than OpenVINO's.
 
-Forms: 'train' and 'deploy' (RepVGG), 'baseline' (other float segmentors), 'int8' (a tools/quantize.py folder).
+Which CPU this is comes from ``cpu_flags`` as imported here, the one place tests replace to simulate another CPU.
+
+Forms: 'train' and 'deploy' (RepVGG), 'baseline' (other float segmentors), 'int8' and 'bf16' (tools/quantize.py
+folders, which run in their own OpenVINO network).
 """
+import importlib.util
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
+from repseg.utils.machine import BF16_FLAGS, cpu_flags, describe_flags
 from .onnx import prepare_onnxruntime
-from .openvino_runtime import prepare_openvino
+from .openvino_runtime import prepare_openvino, prepare_openvino_bf16
 
 Runner = Callable[[Tensor], Tensor]
-FORMS = ('train', 'deploy', 'baseline', 'int8')
+#: Folder forms: a tools/quantize.py folder in its precision.
+FOLDER_FORMS = ('int8', 'bf16')
+FORMS = ('train', 'deploy', 'baseline', *FOLDER_FORMS)
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """One runtime: its name, how to prepare a module for it, which forms and devices it serves, and whether one
-    prepared network takes any input shape (else it is prepared once per shape)."""
+    """One runtime: its name, how to prepare a module for it, which forms and devices it serves, whether one
+    prepared network takes any input shape (else it is prepared once per shape), the precision it computes in, the
+    Python package it needs, and CPU flags of which it needs one (empty: any CPU)."""
 
     name: str
     prepare: Callable[[nn.Module, Tensor], Runner]
     forms: FrozenSet[str]
     devices: FrozenSet[str]
     shape_generic: bool
+    precision: str = 'fp32'
+    package: Optional[str] = None
+    needs_flags: Tuple[str, ...] = ()
+
+    def installed(self) -> bool:
+        return self.package is None or importlib.util.find_spec(self.package) is not None
+
+    def offered(self, flags: Optional[Sequence[str]] = None) -> bool:
+        """Installed, and the CPU (``flags``, default this one's) has what it needs."""
+        flags = cpu_flags() if flags is None else flags
+        return self.installed() and (not self.needs_flags or any(f in flags for f in self.needs_flags))
 
 
 _FLOAT = frozenset({'train', 'deploy', 'baseline'})
 RUNTIMES: Dict[str, Runtime] = {r.name: r for r in (
     Runtime('eager', lambda model, example: model, frozenset(FORMS), frozenset({'cpu', 'cuda'}), shape_generic=True),
-    Runtime('onnxruntime', prepare_onnxruntime, _FLOAT, frozenset({'cpu'}), shape_generic=False),
-    Runtime('openvino', prepare_openvino, _FLOAT | {'int8'}, frozenset({'cpu'}), shape_generic=True),
+    Runtime('onnxruntime', prepare_onnxruntime, _FLOAT, frozenset({'cpu'}), shape_generic=False,
+            package='onnxruntime'),
+    Runtime('openvino', prepare_openvino, _FLOAT | set(FOLDER_FORMS), frozenset({'cpu'}), shape_generic=True,
+            package='openvino'),
+    Runtime('openvino_bf16', prepare_openvino_bf16, _FLOAT, frozenset({'cpu'}), shape_generic=True,
+            precision='bf16', package='openvino', needs_flags=BF16_FLAGS),
 )}
 
 
@@ -43,13 +68,31 @@ def get_runtime(name: str) -> Runtime:
     return RUNTIMES[name]
 
 
+def check_offered(name: str, flags: Optional[Sequence[str]] = None) -> Runtime:
+    """The runtime ``name`` if this CPU (``flags``, default this one's) has what it needs; else a one-line error naming
+    the flags it needs and the CPU's."""
+    spec = get_runtime(name)
+    flags = cpu_flags() if flags is None else flags
+    if not spec.installed():
+        raise ModuleNotFoundError(f'runtime {name!r} needs the Python package {spec.package}; install the deploy '
+                                  f'extra: pip install -e ".[deploy]"')
+    if not spec.offered(flags):
+        raise ValueError(f'runtime {name!r} needs a CPU with {" or ".join(spec.needs_flags)}; this is an '
+                         f'{describe_flags(flags)}, which offers '
+                         f'{", ".join(n for n, r in RUNTIMES.items() if r.offered(flags))}')
+    return spec
+
+
 def check_runtimes(names: Iterable[str], extra: Iterable[str] = ()) -> List[str]:
-    """Validate runtime names (``extra``: names a caller handles itself); one-line error naming the unknown one."""
+    """Validate runtime names (``extra``: names a caller handles itself); one-line error naming the unknown one, or
+    the one this CPU does not offer."""
     names = [n.strip() for n in names if n.strip()]
     known = [*RUNTIMES, *extra]
     for name in names:
         if name not in known:
             raise ValueError(f'runtime {name!r}: unknown; expected one of {", ".join(known)}')
+        if name in RUNTIMES:
+            check_offered(name)
     if not names:
         raise ValueError(f'no runtime given; expected one or more of {", ".join(known)}')
     return names
@@ -59,7 +102,7 @@ def prepare(model: nn.Module, runtime: str, example_input: Optional[Tensor] = No
     """A callable ``images -> logits`` running the eval-mode ``Tensor -> Tensor`` ``model`` in ``runtime``, to call
     under ``torch.inference_mode()``. ``example_input`` fixes the shape of static-shape runtimes and serves the
     trace of the others; the model may be changed (shape-specialized)."""
-    spec = get_runtime(runtime)
+    spec = check_offered(runtime)
     if runtime == 'eager':
         return model.eval()
     if example_input is None:

@@ -1,11 +1,13 @@
 """Run a whole MMSegmentation segmentor's network through a deploy runtime, keeping its test-time logic."""
 import copy
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..models import SegLogits
-from .registry import Runner, get_runtime
+from .auto import AUTO, CheckedRunner, choose_runtime
+from .registry import RUNTIMES, Runner, check_offered, get_runtime
 
 
 def segmentor_form(segmentor: nn.Module) -> str:
@@ -20,33 +22,59 @@ def segmentor_form(segmentor: nn.Module) -> str:
     return 'deploy' if backbone.deploy else 'train'
 
 
-def with_runtime(segmentor: nn.Module, runtime: str = 'eager') -> nn.Module:
+def _log(message: str) -> None:
+    print_log(message, logger='current')
+
+
+def with_runtime(segmentor: nn.Module, runtime: str = 'eager', log: Callable[[str], None] = _log) -> nn.Module:
     """Route ``segmentor.encode_decode`` (the network on one image or one sliding window) through ``runtime``;
     preprocessing, sliding windows, resizing and argmax stay MMSegmentation's. Static-shape runtimes are prepared once
-    per input shape. A runtime that does not serve the segmentor's form or device is refused before any image is
-    read. Returns ``segmentor``, changed in place; 'eager' leaves it untouched, as does any runtime for an int8
-    folder's segmentor (it runs in its own OpenVINO network)."""
-    spec = get_runtime(runtime)
+    per input shape. A runtime that does not serve the segmentor's form or device, or that this CPU does not offer,
+    is refused before any image is read. 'auto' (``repseg.runtime.auto``) picks the runtime for this CPU and logs
+    one line naming it. Returns ``segmentor``, changed in place (``segmentor.runtime`` names what runs); 'eager'
+    leaves it untouched, as does any runtime for a tools/quantize.py folder's segmentor (it runs in its own OpenVINO
+    network)."""
     form = segmentor_form(segmentor)
-    if form not in spec.forms:
-        serving = [name for name in ('eager', 'onnxruntime', 'openvino') if form in get_runtime(name).forms]
-        raise ValueError(f'runtime {runtime!r} does not run {form}-form models; choose one of {", ".join(serving)}')
     param = next(segmentor.parameters(), None)
     device = param.device.type if param is not None else 'cpu'
+    choice = None
+    if runtime == AUTO:
+        choice = choose_runtime(form, device)
+        log(choice.line())
+        runtime = choice.runtime
+    spec = get_runtime(runtime)
+    if form not in spec.forms:
+        serving = [name for name, r in RUNTIMES.items() if form in r.forms]
+        raise ValueError(f'runtime {runtime!r} does not run {form}-form models; choose one of {", ".join(serving)}')
     if device not in spec.devices:
         raise ValueError(f'runtime {runtime!r} runs on {", ".join(sorted(spec.devices))} only, but the model is on '
                          f'{device}; run it on the CPU (--device cpu) or choose --runtime eager')
-    if runtime == 'eager' or form == 'int8':
+    check_offered(runtime)
+    segmentor.runtime = runtime
+    if runtime == 'eager' or form not in ('train', 'deploy', 'baseline'):
         return segmentor
     network = SegLogits(segmentor).eval()
-    prepared: Dict[Optional[Tuple[int, ...]], Runner] = {}
+    prepared: Dict[Optional[Tuple[str, Tuple[int, ...]]], Runner] = {}
+
+    def runner(name: str, inputs: Tensor) -> Runner:
+        spec = get_runtime(name)
+        key = (name, None if spec.shape_generic else tuple(inputs.shape))
+        if key not in prepared:  # a fresh copy: preparing may specialize modules to the shape
+            prepared[key] = spec.prepare(copy.deepcopy(network), inputs)
+        return prepared[key]
+
+    def lazy(name: str) -> Runner:
+        return lambda x: runner(name, x)(x)
+
+    run = lazy(runtime)
+    if choice is not None and choice.fallback:  # bf16 picked by auto: checked against fp32 on the first input
+        run = CheckedRunner(run, lazy(choice.fallback), choice, log)
 
     def encode_decode(inputs: Tensor, batch_img_metas: list) -> Tensor:
-        shape = None if spec.shape_generic else tuple(inputs.shape)
-        if shape not in prepared:  # a fresh copy: preparing may specialize modules to the shape
-            prepared[shape] = spec.prepare(copy.deepcopy(network), inputs)
-        return prepared[shape](inputs)
+        out = run(inputs)
+        if isinstance(run, CheckedRunner) and not run.kept:
+            segmentor.runtime = choice.fallback
+        return out
 
     segmentor.encode_decode = encode_decode
-    segmentor.runtime = runtime
     return segmentor

@@ -9,6 +9,10 @@ from typing import Dict, List, Sequence
 
 #: The flags that matter for reduced-precision inference, in the order they are reported.
 ISA_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8')
+#: Either of these gives a CPU native bf16 arithmetic (without them OpenVINO runs a bf16 request in f32).
+BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
+#: The CPU classes ``cpu_class`` returns, fastest reduced precision first.
+CPU_CLASSES = ('AMX', 'AVX-512 BF16', 'AVX-512 VNNI', 'AVX-VNNI', 'AVX2 only', 'no AVX2', 'unknown')
 
 
 def cpu_flags() -> List[str]:
@@ -24,11 +28,31 @@ def int8_class(flags: Sequence[str]) -> str:
     return next((name for flag, name in best if flag in flags), 'no AVX2')
 
 
+def has_bf16(flags: Sequence[str]) -> bool:
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
+def cpu_class(flags: Sequence[str]) -> str:
+    """The class that decides which runtime and precision are fastest (``CPU_CLASSES``): AMX tiles, then AVX-512
+    bf16 dot products, then the int8 classes; 'unknown' where no flags can be read (not x86, or no /proc)."""
+    if not flags:
+        return 'unknown'
+    if 'amx_bf16' in flags or 'amx_int8' in flags:
+        return 'AMX'
+    return 'AVX-512 BF16' if 'avx512_bf16' in flags else int8_class(flags)
+
+
+def describe_flags(flags: Sequence[str]) -> str:
+    """``'AVX2 only CPU (flags: avx2 fma)'``: the class and the ISA_FLAGS present, for one-line messages."""
+    present = [f for f in ISA_FLAGS if f in flags]
+    return f'{cpu_class(flags)} CPU (flags: {" ".join(present) or "none of " + " ".join(ISA_FLAGS)})'
+
+
 def cpu_isa() -> Dict[str, object]:
-    """``{'int8': int8_class, 'bf16': bool, 'flags': [the ISA_FLAGS present]}`` for reports."""
+    """``{"int8": int8_class, "bf16": bool, "class": cpu_class, "flags": [the ISA_FLAGS present]}`` for reports."""
     flags = cpu_flags()
     present = [f for f in ISA_FLAGS if f in flags]
-    return {'int8': int8_class(flags) if flags else 'unknown', 'bf16': bool({'avx512_bf16', 'amx_bf16'} & set(flags)),
+    return {'int8': int8_class(flags) if flags else 'unknown', 'bf16': has_bf16(flags), 'class': cpu_class(flags),
             'flags': present}
 
 

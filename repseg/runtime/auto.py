@@ -1,0 +1,115 @@
+"""``--runtime auto``: the fastest runtime for this CPU among those that keep the model's predictions, chosen from a
+small table of measurements keyed by the CPU class (``repseg.utils.machine.cpu_class``), not by timing at start-up.
+
+A float model in deploy or baseline form gets the first runtime of its class's row that is installed and offered
+here. A bf16 runtime is kept only after checking it against the row's fp32 runtime on the first input (at least
+``MIN_BF16_AGREEMENT`` argmax agreement), else the model runs in fp32 and a line says why. Train-form models run
+eager (the training-time model), a tools/quantize.py folder in its own precision, a CUDA model eager.
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+from torch import Tensor
+
+from repseg.utils.logits import compare_logits
+from repseg.utils.machine import CPU_CLASSES, cpu_class, has_bf16
+from . import registry
+from .registry import FOLDER_FORMS, RUNTIMES, Runner
+
+AUTO = 'auto'
+#: bf16 is kept only when at least this fraction of the first input's pixels keep their fp32 class (a CamVid A0
+#: trained 200 iterations kept 99.66% on an AMX Xeon, FACTS.md section 9).
+MIN_BF16_AGREEMENT = 0.99
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One CPU class: runtimes for float models, fastest first, and the measurement that ranks them."""
+
+    runtimes: Tuple[str, ...]
+    evidence: str
+
+
+_FP32 = ('onnxruntime', 'openvino', 'eager')
+_ORT_AVX2 = ('PSPNet-RepVGG-B1g2-fast 713x713 deploy: ONNX Runtime 0.174 vs OpenVINO f32 0.144 images/s, '
+             '2-vCPU AVX2-only AMD EPYC, 2026-12-01 (docs/quantization.md, Speed)')
+_NOT_MEASURED = ('not measured on this class; ONNX Runtime was the fastest fp32 runtime on every CPU measured '
+                 '(docs/benchmark.md)')
+#: The choice table (docs/benchmark.md, "Which runtime auto picks"); every class has a row.
+AUTO_TABLE: Dict[str, ClassRow] = {
+    'AMX': ClassRow(('openvino_bf16', *_FP32),
+                    'PSPNet-RepVGG-B1g2-fast 713x713 deploy: OpenVINO bf16 472 ms vs ONNX Runtime fp32 3077 ms '
+                    '(6.5x), argmax agreement 99.99%, 2-vCPU Intel Xeon with AMX, 2026-12-02 (docs/benchmark.md)'),
+    'AVX-512 BF16': ClassRow(_FP32, 'ONNX Runtime the fastest fp32 runtime on the 2-vCPU AMD EPYC Zen 5, 2026-11-21 '
+                                    '(docs/benchmark.md); bf16 not measured on this class, so not chosen'),
+    'AVX-512 VNNI': ClassRow(_FP32, _NOT_MEASURED),
+    'AVX-VNNI': ClassRow(_FP32, _NOT_MEASURED),
+    'AVX2 only': ClassRow(_FP32, _ORT_AVX2),
+    'no AVX2': ClassRow(_FP32, _NOT_MEASURED),
+    'unknown': ClassRow(_FP32, 'CPU flags unreadable (not x86 Linux?); ' + _NOT_MEASURED.split('; ', 1)[1]),
+}
+assert set(AUTO_TABLE) == set(CPU_CLASSES)
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What ``auto`` runs: ``runtime``, its precision, the CPU class, why, and for bf16 the fp32 runtime it is checked
+    against on the first input (and falls back to)."""
+
+    runtime: str
+    precision: str
+    cpu_class: str
+    reason: str
+    fallback: Optional[str] = None
+
+    def line(self) -> str:
+        check = (f'; checked against {self.fallback} (fp32) on the first input, kept at >= '
+                 f'{100 * MIN_BF16_AGREEMENT:g}% argmax agreement' if self.fallback else '')
+        return (f'runtime auto: {self.runtime} ({self.precision}) for this {self.cpu_class} CPU{check} '
+                f'[{self.reason}]')
+
+
+def choose_runtime(form: str, device: str = 'cpu', flags: Optional[Sequence[str]] = None) -> AutoChoice:
+    """The runtime ``auto`` runs a model of ``form`` on ``device`` with (``flags``: the CPU's, default this one's)."""
+    flags = registry.cpu_flags() if flags is None else flags  # the registry's: where tests simulate other CPUs
+    klass = cpu_class(flags)
+    if form in FOLDER_FORMS:
+        ran = form if form != 'bf16' or has_bf16(flags) else 'f32'
+        return AutoChoice('openvino', ran, klass, f'a tools/quantize.py folder runs in its own precision ({form})'
+                          + ('' if ran == form else '; this CPU has no bf16, so OpenVINO computes it in f32'))
+    if not device.startswith('cpu'):
+        return AutoChoice('eager', 'fp32', klass, f'the model is on {device}, where only eager PyTorch runs')
+    if form == 'train':
+        return AutoChoice('eager', 'fp32', klass, 'train-form models run as trained; convert with '
+                                                  'tools/convert_to_deploy.py for the deploy runtimes')
+    row = AUTO_TABLE[klass]
+    offered = [name for name in row.runtimes if RUNTIMES[name].offered(flags) and form in RUNTIMES[name].forms]
+    runtime = offered[0]  # eager is in every row and always offered
+    reason = row.evidence if runtime == row.runtimes[0] else (
+        f'{row.runtimes[0]} would be first on this class but is not installed or offered here')
+    precision = RUNTIMES[runtime].precision
+    fallback = next((n for n in offered if RUNTIMES[n].precision == 'fp32'), None) if precision != 'fp32' else None
+    return AutoChoice(runtime, precision, klass, reason, fallback)
+
+
+class CheckedRunner:
+    """Runs ``reduced`` (bf16) once its first input agreed with ``fp32`` on at least ``MIN_BF16_AGREEMENT`` of the
+    pixels, else ``fp32`` from then on; one line says which and why. ``kept``: None before the first input."""
+
+    def __init__(self, reduced: Runner, fp32: Runner, choice: AutoChoice, log: Callable[[str], None]):
+        self.reduced, self.fp32, self.choice, self.log = reduced, fp32, choice, log
+        self.kept: Optional[bool] = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.kept is not None:
+            return (self.reduced if self.kept else self.fp32)(x)
+        out, reference = self.reduced(x), self.fp32(x)
+        agreement = compare_logits(f'{self.choice.runtime} vs {self.choice.fallback}, first input', reference, out,
+                                   rtol=None).agreement
+        self.kept = agreement >= MIN_BF16_AGREEMENT
+        share = (f'{self.choice.precision} kept the fp32 class of {"" if self.kept else "only "}'
+                 f'{100 * agreement:.2f}% of the first input\'s pixels')
+        self.log(f'runtime auto: {share}; running {self.choice.runtime}' if self.kept else
+                 f'runtime auto: {share} (< {100 * MIN_BF16_AGREEMENT:g}%); running {self.choice.fallback} (fp32) '
+                 f'instead')
+        return out if self.kept else reference
