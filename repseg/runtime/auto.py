@@ -31,8 +31,9 @@ class ClassRow:
 
 
 _FP32 = ('onnxruntime', 'openvino', 'eager')
-_ORT_AVX2 = ('PSPNet-RepVGG-B1g2-fast 713x713 deploy: ONNX Runtime 0.174 vs OpenVINO f32 0.144 images/s, '
-             '2-vCPU AVX2-only AMD EPYC, 2026-12-01 (docs/quantization.md, Speed)')
+_ORT_AVX2 = ('PSPNet-RepVGG-B1g2-fast 713x713 deploy: ONNX Runtime 0.179 vs OpenVINO f32 0.175 images/s (R50-D8 '
+             '0.241 vs 0.229), 2-vCPU AVX2-only AMD EPYC, 2026-12-03 (docs/benchmark.md); int8 is faster but needs '
+             'tools/quantize.py')
 _NOT_MEASURED = ('not measured on this class; ONNX Runtime was the fastest fp32 runtime on every CPU measured '
                  '(docs/benchmark.md)')
 #: The choice table (docs/benchmark.md, "Which runtime auto picks"); every class has a row.
