@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ..models import SegLogits
 from .auto import AUTO, CheckedRunner, choose_runtime
-from .registry import RUNTIMES, Runner, check_offered, get_runtime
+from .registry import FOLDER_FORMS, RUNTIMES, Runner, check_offered, get_runtime
 
 
 def segmentor_form(segmentor: nn.Module) -> str:
@@ -51,10 +51,10 @@ def with_runtime(segmentor: nn.Module, runtime: str = 'eager', log: Callable[[st
                          f'{device}; run it on the CPU (--device cpu) or choose --runtime eager')
     check_offered(runtime)
     segmentor.runtime = runtime
-    if runtime == 'eager' or form not in ('train', 'deploy', 'baseline'):
+    if runtime == 'eager' or form in FOLDER_FORMS:
         return segmentor
     network = SegLogits(segmentor).eval()
-    prepared: Dict[Optional[Tuple[str, Tuple[int, ...]]], Runner] = {}
+    prepared: Dict[Tuple[str, Optional[Tuple[int, ...]]], Runner] = {}
 
     def runner(name: str, inputs: Tensor) -> Runner:
         spec = get_runtime(name)
