@@ -26,24 +26,23 @@ from .segmentor import folder_network, ir_model_config, ir_segmentor
 #: A folder's files per precision: config, checkpoint (the IR inside a state dict), and the IR's xml and bin.
 FOLDER_FILES = {precision: (f'{precision}_config.py', f'{precision}.pth', f'{precision}.xml', f'{precision}.bin')
                 for precision in FOLDER_FORMS}
-INT8_CONFIG, INT8_CHECKPOINT, INT8_XML, INT8_BIN = FOLDER_FILES['int8']
 SEGMENTOR_MODULE = 'repseg.quantization.segmentor'
 TIMING_REPEATS = 3
 
 
-def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model: Any, int8_model: Any,
+def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model: Any, reduced_model: Any,
                  evaluation: Evaluation, example: Tensor, header: str, *, config: str, checkpoint: str, method: str,
                  agreement_images: Sequence[Union[str, Path]] = (), force: bool = False,
                  log: Callable[[str], None] = print, precision: str = 'int8', **details: Any) -> QuantizationReport:
-    """Write ``out_dir`` for ``int8_model`` (an ``openvino.Model``, run in ``precision``: 'int8', or 'bf16' for the
+    """Write ``out_dir`` for ``reduced_model`` (an ``openvino.Model``, run in ``precision``: 'int8', or 'bf16' for the
     fp32 IR compiled in bf16) evaluated as ``evaluation`` (networks 'fp32' and ``precision``), all files or none.
     ``config`` / ``checkpoint``: the float model it came from; ``details``: the method's own report fields. The
     written config and state dict are read back first and must give the evaluated network. The folder is built
     beside ``out_dir`` and moved into place whole (``atomic_dir``; ``force`` replaces one that holds files)."""
-    fp32, int8 = OpenVINONetwork(fp32_model), folder_network(int8_model, precision)
-    fp32_ms, int8_ms = (median_ms(lambda: net(example), repeats=TIMING_REPEATS) for net in (fp32, int8))
+    fp32, reduced = OpenVINONetwork(fp32_model), folder_network(reduced_model, precision)
+    fp32_ms, reduced_ms = (median_ms(lambda: net(example), repeats=TIMING_REPEATS) for net in (fp32, reduced))
     config_name, checkpoint_name, xml_name, bin_name = FOLDER_FILES[precision]
-    xml, weights = ir_bytes(int8_model)
+    xml, weights = ir_bytes(reduced_model)
     state = {f'network.{k}': torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in
              (('xml', xml), ('weights', weights))}
     # the float config (data and evaluators included) around the OpenVINO model, whose module it imports itself
@@ -57,21 +56,21 @@ def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model:
     written = MODELS.build(Config.fromstring(text, '.py').model)  # the files are the model that was evaluated
     written.load_state_dict(state, strict=True)
     with torch.no_grad():
-        diff = (written.network(example) - int8(example)).abs().max().item()
+        diff = (written.network(example) - reduced(example)).abs().max().item()
     if diff != 0:
         raise RuntimeError(f'the {precision} model read back from its config and state dict differs from the evaluated '
                            f'one (max |diff| {diff:.3e}); nothing written')
-    precisions = layer_precisions(int8_model) if precision == 'int8' else {}
+    precisions = layer_precisions(reduced_model) if precision == 'int8' else {}
     report = QuantizationReport(
         config=config, checkpoint=checkpoint, method=method, precision=precision, fp32=evaluation.of('fp32'),
         **{precision: evaluation.of(precision)}, drop=evaluation.drop, pixel_agreement=evaluation.agreement[precision],
         layers_in_float=[n for n, p in precisions.items() if p == 'float'],
         layers_int8=sum(p == 'int8' for p in precisions.values()),
         validation=dict(images=evaluation.images, split='val', runtime=f'openvino, both fp32 and {precision}'),
-        speed={'shape': list(example.shape), 'fp32_ms': fp32_ms, f'{precision}_ms': int8_ms,
-               'speedup': fp32_ms / int8_ms, 'threads': torch.get_num_threads(), 'repeats': TIMING_REPEATS},
-        weights_bytes={'fp32': weight_bytes(fp32_model), precision: weight_bytes(int8_model)},
-        agreement_images=agreement_on_images(ir_segmentor(float_model), {'fp32': fp32, precision: int8},
+        speed={'shape': list(example.shape), 'fp32_ms': fp32_ms, f'{precision}_ms': reduced_ms,
+               'speedup': fp32_ms / reduced_ms, 'threads': torch.get_num_threads(), 'repeats': TIMING_REPEATS},
+        weights_bytes={'fp32': weight_bytes(fp32_model), precision: weight_bytes(reduced_model)},
+        agreement_images=agreement_on_images(ir_segmentor(float_model), {'fp32': fp32, precision: reduced},
                                              agreement_images),
         versions={'torch': torch.__version__, 'repseg': __version__, 'python': platform.python_version()},
         cpu={'name': machine_name(), **cpu_isa()}, **details)

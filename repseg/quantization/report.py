@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from repseg.runtime import FOLDER_FORMS
+
 #: The version of the fields below; raise it whenever a field is added, removed, renamed or changes meaning.
 SCHEMA_VERSION = 2
 #: Versions this module reads: version 1 had no ``precision`` and ``bf16`` (int8 only), which default accordingly.
@@ -15,7 +17,7 @@ READABLE_VERSIONS = (1, 2)
 REPORT = 'quantization.json'
 #: 'cast': bf16, the fp32 network compiled with OpenVINO's bf16 inference precision (no calibration).
 METHODS = ('ptq', 'accuracy_control', 'qat', 'cast')
-PRECISIONS = ('int8', 'bf16')
+PRECISIONS = FOLDER_FORMS  # the precisions a folder (and its report) can have
 
 
 @dataclass
