@@ -21,8 +21,10 @@ from . import mmcv_compat  # noqa: E402
 
 mmcv_compat.install()
 
-# after the compat layer, on purpose: registers transforms, metrics, the backbone and the pretrained initializer
+# after the compat layer, on purpose: registers transforms, metrics, the backbone, the pretrained initializer and the
+# checkpoint hook the configs name (AtomicCheckpointHook)
 from . import checkpoint, datasets, evaluation  # noqa: E402,F401
+from .engine import checkpoint_hook  # noqa: E402,F401
 from .models import QARepVGGBlock, RepVGG, RepVGGBlock, custom_l2, reparameterize  # noqa: E402
 from .version import __version__  # noqa: E402
 

@@ -1,6 +1,7 @@
 """Bad input, tool by tool: exit status 2 (130 for an interrupt), one ``error:`` line naming the file or key, no
 traceback, and every file that existed before the run unchanged; nothing half-written, no temporary file left."""
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from conftest import REPO, make_tiny, run_tool_in_process
 import repseg.apis.batch
 import repseg.deploy.convert
 from repseg.deploy import convert_to_deploy
-from repseg.utils import atomic_dir
+from repseg.utils import WriteError, atomic_dir, atomic_write, write_file
+from repseg.utils.io import WRITE_ERRNOS
 
 
 @pytest.fixture(scope='module')
@@ -172,11 +174,11 @@ def test_interrupt_while_writing_leaves_the_earlier_state(tiny, monkeypatch, tmp
     out = tmp_path / 'out'
     calls = []
 
-    def interrupted_save(*args, **kwargs):
-        calls.append(args[1])
+    def interrupted_write(path, data):
+        calls.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(repseg.deploy.convert.torch, 'save', interrupted_save)
+    monkeypatch.setattr(repseg.deploy.convert, 'write_file', interrupted_write)
     proc = run_tool_in_process('convert_to_deploy.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--out-dir', out,
                                cwd=tmp_path)
     assert proc.returncode == 130 and calls and error_line(proc, tmp_path).startswith('error: interrupted')
@@ -236,23 +238,24 @@ def test_interrupted_quantization_leaves_the_earlier_folder(tiny, monkeypatch, t
     """Ctrl-C while tools/quantize.py evaluates int8 against fp32, or while it writes the folder: exit 130 and the
     out-dir (an earlier result, given with --force) exactly as it was."""
     pytest.importorskip('nncf')
+    import repseg.quantization.folder
     import repseg.quantization.pipeline
 
-    reached, save = [], torch.save
+    reached, write = [], repseg.quantization.folder.write_file
 
     def interrupt(*args, **kwargs):
         reached.append(where)
         raise KeyboardInterrupt
 
-    def save_into_the_new_folder_interrupted(obj, path, *args, **kwargs):
+    def write_into_the_new_folder_interrupted(path, data):
         if Path(str(path)).parent.name.startswith('.int8.'):  # the folder built beside the out-dir
             interrupt()
-        return save(obj, path, *args, **kwargs)  # the deploy conversion before, in a temporary folder
+        return write(path, data)
 
     if where == 'evaluation':
         monkeypatch.setattr(repseg.quantization.pipeline, 'evaluate', interrupt)
     else:
-        monkeypatch.setattr(torch, 'save', save_into_the_new_folder_interrupted)
+        monkeypatch.setattr(repseg.quantization.folder, 'write_file', write_into_the_new_folder_interrupted)
     out = tmp_path / 'int8'
     out.mkdir()
     (out / 'earlier.png').write_bytes(b'earlier')
@@ -273,3 +276,171 @@ def test_files_that_appear_during_the_run_are_not_replaced(tmp_path):
             out.mkdir()
             (out / 'theirs.png').write_bytes(b'theirs')
     assert [p.name for p in tmp_path.iterdir()] == ['out'] and [p.name for p in out.iterdir()] == ['theirs.png']
+
+
+# --- writes the machine refuses part-way -----------------------------------------------------------------------------
+# A file-size limit (RLIMIT_FSIZE) in a child process: Python ignores SIGXFSZ, so the write that crosses it gets EFBIG,
+# as one that fills a disk gets ENOSPC. Each limit lies below the size of the result file (tiny model: deploy.pth
+# 1.5 MB, int8.bin 0.4 MB, an overlay PNG 16 kB, benchmark.png 23 kB) and above everything written before it (mmengine's
+# copy of a config: 8.4 kB).
+
+#: CPU flags of an AMX Xeon, for the bf16 folder on a CPU without bf16 (OpenVINO then computes in f32)
+AMX_FLAGS = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8']
+SIMULATE_AMX = f'import repseg.runtime.registry as r; r.cpu_flags = lambda: {AMX_FLAGS!r}'
+#: Set the limit only when the first labelId PNG is written: tools/test.py's logs and config dump are larger.
+LIMIT_AT_FIRST_PREDICTION = '''
+import resource
+import repseg.evaluation.labelid_writer as w
+_process = w.CityscapesLabelIdWriter.process
+def process(self, *args):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (500, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    return _process(self, *args)
+w.CityscapesLabelIdWriter.process = process
+'''
+
+#: (tool, arguments with {root} (inputs) and {out} (where results go), file-size limit in bytes, child prelude,
+#: the file the line names)
+WRITE_CASES = {
+    'convert_to_deploy': ('convert_to_deploy.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out-dir', '{out}/deploy'],
+                          500_000, '', '{out}/deploy/deploy.pth'),
+    'quantize int8': ('quantize.py', ['{root}/deploy/deploy_config.py', '{root}/deploy/deploy.pth', '--out-dir',
+                                      '{out}/int8', '--num-calib', '2'], 200_000, '', '{out}/int8/int8.bin'),
+    'quantize bf16': ('quantize.py', ['{root}/deploy/deploy_config.py', '{root}/deploy/deploy.pth', '--out-dir',
+                                      '{out}/bf16', '--precision', 'bf16'], 200_000, SIMULATE_AMX,
+                      '{out}/bf16/bf16.bin'),
+    'infer': ('infer.py', ['{root}/deploy/deploy_config.py', '{root}/deploy/deploy.pth',
+                           '{root}/data/leftImg8bit/val/samplingen/samplingen_000000_000019_leftImg8bit.png',
+                           '--out-dir', '{out}/masks'], 12_000, '',
+              '{out}/masks/samplingen_000000_000019_leftImg8bit_overlay.png'),
+    'export_onnx': ('export_onnx.py', ['{root}/deploy/deploy_config.py', '{root}/deploy/deploy.pth', '--out',
+                                       '{out}/model.onnx'], 500_000, '', '{out}/model.onnx'),
+    'import_pretrained': ('import_pretrained.py', ['{root}/RepVGG-A0-train.pth', '{out}/a0.pth'], 1_000_000, '',
+                          '{out}/a0.pth'),
+    'benchmark': ('benchmark.py', ['--configs', '{root}/tiny.py', '--shape', '64', '128', '--repeats', '1',
+                                   '--warmup', '1', '--runtime', 'eager', '--backbone', 'none', '--out',
+                                   '{out}/bench'], 10_000, '', '{out}/bench/benchmark.png'),
+    'test --out': ('test.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out', '{out}/pred', '--force',
+                               '--work-dir', '{root}/work_{case}'], None, LIMIT_AT_FIRST_PREDICTION,
+                   '{out}/pred/samplingen_000000_000019_pred_labelIds.png'),
+}
+
+
+def run_limited(tool: str, args, limit, prelude: str = '', cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``python tools/<tool> ARGS`` in a child process whose files may grow to ``limit`` bytes (None: no limit set
+    before the tool; ``prelude`` may set one later), after ``prelude``."""
+    limited = f'resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))'
+    code = '\n'.join(['import resource, runpy, sys', prelude, '' if limit is None else limited,
+                      'sys.argv = sys.argv[1:]', "runpy.run_path(sys.argv[0], run_name='__main__')"])
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
+    return subprocess.run([sys.executable, '-c', code, str(REPO / 'tools' / tool), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def official_a0(tiny):
+    """An official-format RepVGG-A0 train checkpoint (33 MB) for tools/import_pretrained.py."""
+    from mmseg.registry import MODELS
+    backbone = MODELS.build(dict(type='RepVGG', arch='A0', out_indices=(3,)))
+    state = {**backbone.state_dict(), 'linear.weight': torch.zeros(10, 1280), 'linear.bias': torch.zeros(10)}
+    torch.save(state, tiny / 'RepVGG-A0-train.pth')
+    return tiny / 'RepVGG-A0-train.pth'
+
+
+@pytest.mark.parametrize('case', list(WRITE_CASES))
+def test_a_write_refused_part_way_is_one_line_and_leaves_the_earlier_state(tiny, official_a0, tmp_path, case):
+    """EFBIG in the middle of writing the result: exit 2, ``error: could not write FILE: File too large`` naming
+    the result file, and the place the result goes to exactly as before: no partial out-dir, no temporary file
+    (``test --out`` with --force: the earlier predictions stay)."""
+    tool, args, limit, prelude, named = WRITE_CASES[case]
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'pred').mkdir()
+    (out / 'pred' / 'earlier.png').write_bytes(b'earlier predictions')
+    before = snapshot(tmp_path)
+    proc = run_limited(tool, [a.format(root=tiny, out=out, case=case.split()[0]) for a in args], limit, prelude)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert error_line(proc, tmp_path) == f'error: could not write {named.format(out=out)}: File too large'
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.rglob('*')) == ['earlier.png', 'out', 'pred']
+
+
+@pytest.mark.parametrize('code', sorted(WRITE_ERRNOS))
+def test_every_refused_write_names_its_file(tmp_path, code):
+    """ENOSPC, EDQUOT, EFBIG, EROFS and EIO, raised by the file system inside a folder being built or a file being
+    written: one ``WriteError`` naming the final path, nothing left behind."""
+    def refuse(*args):
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(WriteError, match=f'^could not write {tmp_path}/out/a.bin: {os.strerror(code)}$'):
+        with atomic_dir(tmp_path / 'out') as tmp:
+            write_file(tmp / 'a.txt', 'fine')
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(os, 'fsync', refuse)  # the moment a full disk is found on many file systems
+                with atomic_write(tmp / 'a.bin') as handle:
+                    handle.write(b'x')
+    with pytest.raises(WriteError, match=f'^could not write {tmp_path}/b.bin: {os.strerror(code)}$'):
+        with atomic_write(tmp_path / 'b.bin') as handle:
+            handle.write(b'x')
+            raise OSError(code, os.strerror(code))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 64 kB tmpfs at ``tmp_path / 'disk'`` (needs root: skipped where mounting is not allowed)."""
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.decode().strip()}')
+    try:
+        yield disk
+    finally:
+        subprocess.run(['umount', str(disk)], check=True)
+
+
+def test_a_full_disk_and_a_read_only_one_are_one_line(tiny, small_tmpfs):
+    """ENOSPC for real (a 64 kB tmpfs) and EROFS (the same, remounted read-only): tools/convert_to_deploy.py and
+    tools/test.py --out say so in one line and leave the disk as it was."""
+    (small_tmpfs / 'earlier.txt').write_text('earlier\n')
+    before = snapshot(small_tmpfs)
+    proc = run_tool_in_process('convert_to_deploy.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--out-dir',
+                               small_tmpfs / 'deploy', cwd=tiny)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert error_line(proc, tiny) == f'error: could not write {small_tmpfs}/deploy/deploy.pth: No space left on device'
+    assert snapshot(small_tmpfs) == before and sorted(p.name for p in small_tmpfs.iterdir()) == ['earlier.txt']
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_tmpfs)], check=True)
+    proc = run_tool_in_process('test.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--out', small_tmpfs / 'pred',
+                               '--work-dir', tiny / 'work_ro', cwd=tiny)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert error_line(proc, tiny).startswith(f'error: could not write {small_tmpfs}/pred/')
+    assert error_line(proc, tiny).endswith(': Read-only file system')
+    assert snapshot(small_tmpfs) == before
+
+
+def test_a_checkpoint_save_refused_part_way_keeps_the_previous_one(tiny, tmp_path):
+    """tools/train.py: the save of iter_2.pth crosses a file-size limit. The run stops with one line, the only
+    earlier checkpoint (``max_keep_ckpts=1``: mmengine would have deleted it first) and ``last_checkpoint`` are
+    untouched, no temporary file is left, and ``--resume`` then goes on from iteration 1 to the end, where the old
+    checkpoint is removed only after the new one is complete."""
+    work = tmp_path / 'work'
+    options = ['--cfg-options', 'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=1']
+    first = run_tool_in_process('train.py', tiny / 'tiny.py', '--work-dir', work, *options, 'train_cfg.max_iters=1',
+                                cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    checkpoint = work / 'iter_1.pth'
+    before = {name: hashlib.sha256((work / name).read_bytes()).hexdigest()
+              for name in ('iter_1.pth', 'last_checkpoint')}
+    limit = checkpoint.stat().st_size // 2
+    proc = run_limited('train.py', [tiny / 'tiny.py', '--work-dir', work, '--resume', *options,
+                                    'train_cfg.max_iters=2'], limit, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert error_line(proc, tmp_path) == f'error: could not write {work}/iter_2.pth: File too large'
+    assert sorted(p.name for p in work.glob('*.pth*')) == ['iter_1.pth'] and not list(work.glob('.*'))
+    assert {name: hashlib.sha256((work / name).read_bytes()).hexdigest() for name in before} == before
+    resumed = run_tool_in_process('train.py', tiny / 'tiny.py', '--work-dir', work, '--resume', *options,
+                                  'train_cfg.max_iters=2', cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'resumed epoch: 0, iter: 1' in resumed.stdout + resumed.stderr
+    assert sorted(p.name for p in work.glob('*.pth')) == ['iter_2.pth']
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_2.pth')

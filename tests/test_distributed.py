@@ -6,13 +6,16 @@ sample scenes of 64x64 without random augmentation or dropout: a 2-process train
 iteration 2 (checkpoint of iteration 1 written), its ``--resume`` to iteration 3, and a 2-process ``tools/test.py``.
 The single-process references run in this process through the same library calls the tools make.
 """
+import hashlib
 import os
 import re
+import resource
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -88,13 +91,19 @@ PROBE = '''
 METRIC_LINE = re.compile(r'Iter\(test\).*aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)')
 
 
-def torchrun(root: Path, tool: str, *args) -> subprocess.CompletedProcess:
-    """``tools/<tool> ARGS --launcher pytorch`` in 2 processes, as a user runs it (a free port: --standalone)."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
+def torchrun(root: Path, tool: str, *args, file_size_limit: Optional[int] = None) -> subprocess.CompletedProcess:
+    """``tools/<tool> ARGS --launcher pytorch`` in 2 processes, as a user runs it (a free port: --standalone);
+    ``file_size_limit``: RLIMIT_FSIZE in bytes for torchrun and its processes (a write crossing it gets EFBIG)."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONDONTWRITEBYTECODE='1',
                PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get('PYTHONPATH')])))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
     return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                            str(REPO / 'tools' / tool), *map(str, args), '--launcher', 'pytorch'],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=None if file_size_limit is None else limit)
 
 
 def state_dict(path: Path) -> dict:
@@ -158,8 +167,10 @@ def test_two_processes_of_two_images_train_as_one_process_of_four(tiny, dist_tra
 
 def test_checkpoints_and_logs_are_written_by_one_process(tiny, dist_train):
     assert dist_train.resumed.returncode == 0, dist_train.resumed.stderr[-3000:]
-    # every checkpoint write of both runs (crashed, resumed), recorded per process by the probe
-    assert (tiny / 'writes_rank0.txt').read_text().split() == ['iter_1.pth', 'iter_2.pth', 'iter_3.pth']
+    # every checkpoint write of both runs (crashed, resumed), recorded per process by the probe: each to a temporary
+    # file, renamed when complete (AtomicCheckpointHook)
+    assert (tiny / 'writes_rank0.txt').read_text().split() == ['.iter_1.pth.tmp', '.iter_2.pth.tmp', '.iter_3.pth.tmp']
+    assert sorted(p.name for p in dist_train.wd.glob('*.pth')) == ['iter_1.pth', 'iter_2.pth', 'iter_3.pth']
     assert not (tiny / 'writes_rank1.txt').exists()
     logs = sorted(p.name for p in dist_train.wd.rglob('*.log'))
     assert len(logs) == 2 and not any('rank' in name for name in logs), logs  # one per run
@@ -243,3 +254,25 @@ def test_an_error_every_rank_finds_is_printed_once(tiny):
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert errors == [f'error: {bad}: not a PyTorch checkpoint (Unsupported operand 110)'], proc.stderr[-3000:]
+
+
+def test_a_checkpoint_save_refused_under_torchrun_stops_every_rank_with_one_line(tiny):
+    """Two processes; rank 0's save of iter_2.pth crosses a file-size limit: both ranks stop (no rank left waiting
+    in a collective), the line is printed once, iter_1.pth (``max_keep_ckpts=1``) and ``last_checkpoint`` are
+    untouched, and ``--resume`` goes on to the end."""
+    wd = tiny / 'wd_full'
+    options = ['--cfg-options', 'default_hooks.checkpoint.max_keep_ckpts=1']
+    first = torchrun(tiny, 'train.py', 'tiny.py', '--work-dir', wd, *options, f'load_from={tiny / "init.pth"}',
+                     'train_cfg.max_iters=1')
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = {name: hashlib.sha256((wd / name).read_bytes()).hexdigest() for name in ('iter_1.pth', 'last_checkpoint')}
+    failed = torchrun(tiny, 'train.py', 'tiny.py', '--work-dir', wd, '--resume', *options,
+                      file_size_limit=(wd / 'iter_1.pth').stat().st_size // 2)
+    assert failed.returncode != 0
+    errors = [line for line in failed.stderr.splitlines() if line.startswith('error:')]
+    assert errors == [f'error: could not write {wd}/iter_2.pth: File too large'], failed.stderr[-3000:]
+    assert {name: hashlib.sha256((wd / name).read_bytes()).hexdigest() for name in kept} == kept
+    assert sorted(p.name for p in wd.glob('*.pth*')) == ['iter_1.pth'] and not list(wd.glob('.*'))
+    resumed = torchrun(tiny, 'train.py', 'tiny.py', '--work-dir', wd, '--resume', *options)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(p.name for p in wd.glob('*.pth')) == ['iter_3.pth']

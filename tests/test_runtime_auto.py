@@ -14,11 +14,12 @@ import torch
 from conftest import REPO, make_tiny, run_tool_in_process, tools_test_metrics
 
 from repseg.apis import inference, init_segmentor
-from repseg.runtime import AUTO_TABLE, RUNTIMES, choose_runtime
+from repseg.models import SegLogits
+from repseg.runtime import AUTO_TABLE, RUNTIMES, choose_runtime, prepare
 from repseg.runtime import registry as runtime_registry
 from repseg.runtime import with_runtime
 from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
-from repseg.utils.machine import CPU_CLASSES, cpu_class
+from repseg.utils.machine import CPU_CLASSES, cpu_class, cpu_flags, has_bf16
 
 pytest.importorskip('openvino')
 pytest.importorskip('onnxruntime')
@@ -74,9 +75,16 @@ def test_auto_choice_for_each_cpu_class(klass):
     assert choose_runtime('train', 'cpu', flags).runtime == 'eager'  # train-form models keep running eager
     assert choose_runtime('deploy', 'cuda', flags).runtime == 'eager'
     for form in ('int8', 'bf16'):  # a folder runs in its own precision
-        own = choose_runtime(form, 'cpu', flags)
-        assert own.runtime == 'openvino'
-        assert own.precision == (form if form == 'int8' or klass in ('AMX', 'AVX-512 BF16') else 'f32')
+        for policy in ('auto', 'native'):
+            own = choose_runtime(form, 'cpu', flags, policy)
+            assert own.runtime == 'openvino'
+            assert own.precision == (form if form == 'int8' or klass in ('AMX', 'AVX-512 BF16') else 'f32')
+    # native (tools/test.py, repseg.apis): the model's own precision, the fastest fp32 runtime on every class
+    native = choose_runtime('deploy', 'cpu', flags, 'native')
+    assert (native.runtime, native.precision, native.fallback) == ('onnxruntime', 'fp32', None)
+    assert native.line().startswith(f"runtime native: onnxruntime (fp32) for this {klass} CPU [the model's own "
+                                    'precision (fp32); ')
+    assert choose_runtime('train', 'cpu', flags, 'native').runtime == 'eager'
 
 
 def test_auto_takes_the_next_runtime_when_the_first_is_not_installed(monkeypatch):
@@ -111,7 +119,11 @@ def deploy_segmentor(tiny):
 
 
 def test_auto_keeps_bf16_when_it_agrees_with_fp32(monkeypatch, tiny):
+    """The keep path, on any CPU: the 'bf16' runtime is OpenVINO f32 here, so it agrees with fp32 by construction
+    (real bf16 is tested against its own tolerances in test_real_bf16_agrees_with_fp32)."""
     simulate(monkeypatch, AMX)
+    monkeypatch.setitem(RUNTIMES, 'openvino_bf16', dataclasses.replace(RUNTIMES['openvino_bf16'],
+                                                                       prepare=RUNTIMES['openvino'].prepare))
     image = next((tiny[0] / 'data' / 'leftImg8bit' / 'val').rglob('*.png'))
     lines = []
     model = with_runtime(deploy_segmentor(tiny), 'auto', log=lines.append)
@@ -122,6 +134,27 @@ def test_auto_keeps_bf16_when_it_agrees_with_fp32(monkeypatch, tiny):
     assert re.fullmatch(r'runtime auto: bf16 kept the fp32 class of 1?\d?\d\.\d\d% of the first input\'s pixels; '
                         r'running openvino_bf16', lines[1])
     assert (pred == inference(deploy_segmentor(tiny), str(image))).mean() >= 0.99
+
+
+@pytest.mark.skipif(not has_bf16(cpu_flags()), reason='this CPU has no bf16 (the simulated-flag tests cover it)')
+def test_real_bf16_agrees_with_fp32(tiny):
+    """On a CPU with bf16: OpenVINO really computes in bf16, and keeps what bf16 can promise on the tiny network's
+    logits (not random noise: its BN statistics are set). Tolerances are about 3x those of the same network run
+    all-bf16 in eager PyTorch on an AVX2 EPYC (max error 0.97% of max |logit|; 99.5% argmax agreement)."""
+    model = SegLogits(deploy_segmentor(tiny)).eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 128)
+    with torch.inference_mode():
+        ref = model(x)
+    run = prepare(model, 'openvino_bf16', x)
+    assert run.executed_precision == 'bf16'
+    out = run(x)
+    scale = ref.abs().max()
+    assert (out - ref).abs().max() <= 3e-2 * scale
+    top2 = ref.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 6e-2 * scale  # pixels whose fp32 class is not a near tie
+    assert clear.float().mean() >= 0.5
+    assert (out.argmax(1) == ref.argmax(1))[clear].all()
 
 
 def test_auto_falls_back_to_fp32_when_bf16_disagrees(monkeypatch, tiny):
@@ -146,15 +179,18 @@ def test_auto_falls_back_to_fp32_when_bf16_disagrees(monkeypatch, tiny):
 
 def test_infer_without_runtime_prints_the_choice_and_matches_it(tiny, tmp_path):
     """tools/infer.py on this machine's real flags: the line names the runtime auto chose, and the masks equal those
-    of that runtime named explicitly."""
+    of the runtime it ran (the choice, or its fp32 fallback where bf16 disagreed on the first input) named
+    explicitly."""
     root, _, _, deploy_cfg, deploy_ckpt = tiny
     images = root / 'data' / 'leftImg8bit' / 'val'
     choice = choose_runtime('deploy')
     proc = run_tool('infer.py', deploy_cfg, deploy_ckpt, images, '--out-dir', tmp_path / 'auto')
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert choice.line() in proc.stdout + proc.stderr
-    proc = run_tool('infer.py', deploy_cfg, deploy_ckpt, images, '--out-dir', tmp_path / 'named', '--runtime',
-                    choice.runtime)
+    ran = re.findall(r'; running (\w+)', proc.stdout + proc.stderr)
+    ran = ran[-1] if ran else choice.runtime
+    assert ran in (choice.runtime, choice.fallback)
+    proc = run_tool('infer.py', deploy_cfg, deploy_ckpt, images, '--out-dir', tmp_path / 'named', '--runtime', ran)
     assert proc.returncode == 0 and 'runtime auto' not in proc.stdout + proc.stderr
     masks = sorted((tmp_path / 'auto').rglob('*_trainIds.png'))
     assert len(masks) == 2
@@ -196,3 +232,19 @@ def test_docs_name_the_runtime_the_table_picks():
         [doc] = [cells for cells in rows if any(part.strip() == klass or part.strip().startswith(klass + ' (')
                                                 for part in cells[0].split(','))]
         assert doc[2].startswith(f'`{row.runtimes[0]}`'), (klass, doc)
+
+
+def test_tools_test_names_the_runtime_and_precision(tiny, tmp_path):
+    """tools/test.py by default (native): the float deploy model's own precision, on this CPU's fastest fp32 runtime;
+    the printed results and the saved JSON name both."""
+    _, _, _, deploy_cfg, deploy_ckpt = tiny
+    proc = run_tool('test.py', deploy_cfg, deploy_ckpt, '--work-dir', tmp_path / 'work')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    native = choose_runtime('deploy', policy='native')
+    assert native.precision == 'fp32'
+    text = proc.stdout + proc.stderr
+    assert native.line() in text
+    assert f'the figures above were computed by runtime {native.runtime} in fp32' in text
+    [saved] = [json.loads(line) for log in (tmp_path / 'work').rglob('*.json') for line in log.read_text().splitlines()
+               if '"mIoU"' in line]
+    assert (saved['runtime'], saved['precision']) == (native.runtime, 'fp32') and saved['mIoU'] >= 0

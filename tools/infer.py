@@ -15,7 +15,7 @@ import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.apis import infer_to_dir, init_segmentor
 from repseg.apis.batch import IMAGE_SUFFIXES
 from repseg.engine import run_cli
-from repseg.runtime import AUTO, RUNTIMES
+from repseg.runtime import AUTO, NATIVE, RUNTIMES
 from repseg.utils import check_out_dir
 
 
@@ -28,9 +28,10 @@ def main() -> None:
     parser.add_argument('--force', action='store_true', help='replace an --out-dir that holds files (whole)')
     parser.add_argument('--opacity', type=float, default=0.5, help='weight of the colour mask in the overlay')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--runtime', default=AUTO, choices=[AUTO, *RUNTIMES],
+    parser.add_argument('--runtime', default=AUTO, choices=[AUTO, NATIVE, *RUNTIMES],
                         help='runtime for the network (default auto: the fastest for this CPU that keeps the '
-                             'predictions, docs/benchmark.md; eager: plain PyTorch)')
+                             'predictions, bf16 where measured faster, docs/benchmark.md; native: the model\'s own '
+                             'precision; eager: plain PyTorch)')
     args = parser.parse_args()
     check_out_dir(args.out_dir, args.force)  # before the model is loaded; again when the result is moved in place
     model = init_segmentor(args.config, args.checkpoint, device=args.device, runtime=args.runtime)

@@ -3,12 +3,15 @@
     python tools/test.py configs/pspnet_repvgg_b2.py work_dirs/pspnet_repvgg_b2/iter_7440.pth --cityscapes-official
     torchrun --nproc_per_node 2 tools/test.py CONFIG CHECKPOINT --launcher pytorch   # each image counted once
     python tools/test.py DIR/deploy_config.py DIR/deploy.pth --runtime eager   # plain PyTorch, not this CPU's fastest
+
+Figures are the model's own precision by default (--runtime native): fp32 for a float checkpoint, the folder's for a
+tools/quantize.py folder; the printed results and the saved JSON name the runtime and precision behind them.
 """
 import argparse
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.engine import add_runner_args, load_config, parse_runner_args, run_cli, test
-from repseg.runtime import AUTO, RUNTIMES
+from repseg.runtime import AUTO, NATIVE, RUNTIMES
 
 
 def main() -> None:
@@ -20,9 +23,10 @@ def main() -> None:
     parser.add_argument('--show-dir', help='write prediction overlays into this folder')
     parser.add_argument('--cityscapes-official', action='store_true',
                         help="also grade the labelId PNGs with cityscapesscripts' pixel-level evaluation")
-    parser.add_argument('--runtime', default=AUTO, choices=[AUTO, *RUNTIMES],
-                        help='runtime for the network (default auto: the fastest for this CPU that keeps the '
-                             'predictions, docs/benchmark.md; eager: plain PyTorch)')
+    parser.add_argument('--runtime', default=NATIVE, choices=[NATIVE, AUTO, *RUNTIMES],
+                        help='runtime for the network (default native: the fastest for this CPU in the model\'s own '
+                             'precision, fp32 or a quantized folder\'s; auto: possibly bf16, docs/benchmark.md; '
+                             'eager: plain PyTorch). The results name the runtime and precision')
     add_runner_args(parser)
     args = parse_runner_args(parser)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)

@@ -6,7 +6,7 @@ import cv2
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from repseg.utils.io import atomic_dir
+from repseg.utils.io import atomic_dir, write_file
 from .inference import inference, load_image
 from .visualize import colorize, overlay
 
@@ -75,7 +75,7 @@ def infer_to_dir(model: nn.Module, inputs: Sequence[Union[str, Path]], out_dir: 
                     if not ok:
                         raise ValueError(f'{out_dir / name}: cannot encode an image of shape {array.shape} as PNG')
                     (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-                    (tmp / name).write_bytes(data.tobytes())
+                    write_file(tmp / name, data.tobytes())
                     result.written.append(out_dir / name)
             bar.update()
     return result

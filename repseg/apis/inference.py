@@ -39,11 +39,12 @@ def build_segmentor(cfg: Config, state: StateDict, meta: Dict[str, Any], source:
     return model.eval()
 
 
-def init_segmentor(config: ConfigLike, checkpoint: Any, device: str = 'cpu', runtime: str = 'auto') -> nn.Module:
+def init_segmentor(config: ConfigLike, checkpoint: Any, device: str = 'cpu', runtime: str = 'native') -> nn.Module:
     """The segmentor of ``config`` with the weights of ``checkpoint`` (train or deploy form, matching the config),
-    in eval mode on ``device``, its network run by ``runtime`` (``repseg.runtime.with_runtime``: 'auto' picks the
-    fastest runtime for this CPU that keeps the predictions and logs one line; 'eager' is plain PyTorch). SyncBN is
-    built as BN; the checkpoint is checked and loaded strictly."""
+    in eval mode on ``device``, its network run by ``runtime`` (``repseg.runtime.with_runtime``: 'native', the
+    default, picks the fastest runtime for this CPU in the model's own precision, so that its logits are the model's;
+    'auto' may pick bf16 where it keeps the predictions, as tools/infer.py does; 'eager' is plain PyTorch; each
+    choice is logged in one line). SyncBN is built as BN; the checkpoint is checked and loaded strictly."""
     state, meta = read_checkpoint(checkpoint)
     return with_runtime(build_segmentor(model_config(config), state, meta, checkpoint).to(device), runtime)
 

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-import torch
 from mmengine.config import Config
 
 from repseg.apis import build_segmentor, model_config, read_checkpoint, read_config
 from repseg.models import config_form, reparameterize, state_dict_form
-from repseg.utils import LOGIT_RTOL, MIN_AGREEMENT, LogitDiff, atomic_dir, check_out_dir
+from repseg.utils import LOGIT_RTOL, MIN_AGREEMENT, LogitDiff, atomic_dir, check_out_dir, torch_bytes, write_file
 from repseg.version import __version__
 from .config_io import config_text, deploy_config
 from .verify import verify_models
@@ -97,7 +96,7 @@ def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, P
                        repseg_version=__version__, verification=[d.as_dict() for d in diffs])
     ckpt_path, cfg_path = out_dir / DEPLOY_CHECKPOINT, out_dir / DEPLOY_CONFIG
     with atomic_dir(out_dir, force) as tmp:
-        torch.save(dict(meta=deploy_meta, state_dict=deploy_state), tmp / DEPLOY_CHECKPOINT)
-        (tmp / DEPLOY_CONFIG).write_text(text)
+        write_file(tmp / DEPLOY_CHECKPOINT, torch_bytes(dict(meta=deploy_meta, state_dict=deploy_state)))
+        write_file(tmp / DEPLOY_CONFIG, text)
     log(f'wrote {ckpt_path} and {cfg_path}')
     return Conversion(diffs, ckpt_path, cfg_path, deploy_meta)

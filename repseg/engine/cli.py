@@ -7,6 +7,8 @@ from typing import Callable
 import torch.distributed as dist
 from mmengine.config import DictAction
 
+from repseg.utils.io import WriteError, is_write_failure
+
 #: Errors that come from bad input (a path, a config key, a value); anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
                IsADirectoryError, PermissionError)
@@ -25,13 +27,18 @@ def one_line(err: BaseException) -> str:
     return ' '.join(message.split())
 
 
-def _report(line: str) -> None:
+class SharedError(Exception):
+    """Marks an error that every rank of a multi-process run raised together (a checkpoint that rank 0 could not
+    write, made known to all ranks): printed once, by rank 0, like an error found before the run."""
+
+
+def _report(line: str, shared: bool = False) -> None:
     """Print ``line`` once per run: under torchrun, an error found before the process group started (arguments,
-    config, checkpoint: the same on every rank) by rank 0 only; one found during the run by the rank that found it,
-    tagged with it."""
+    config, checkpoint: the same on every rank) or ``shared`` by all ranks by rank 0 only; one found during the run
+    by the rank that found it, tagged with it."""
     rank = int(os.environ.get('RANK', '0') or 0)
     started = dist.is_available() and dist.is_initialized()
-    if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 and started:
+    if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 and started and not shared:
         line = f'[rank {rank}] {line}'
     elif rank != 0:
         return
@@ -39,8 +46,9 @@ def _report(line: str) -> None:
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run ``main``; print a user error as ``error: ...`` on one line and exit 2, an interrupt as one line and exit
-    130 (the tools write their results whole or not at all). REPSEG_DEBUG=1 shows tracebacks."""
+    """Run ``main``; print a user error, or a write the machine refused (``error: could not write FILE: REASON``), as
+    ``error: ...`` on one line and exit 2, an interrupt as one line and exit 130 (the tools write their results whole
+    or not at all). REPSEG_DEBUG=1 shows tracebacks."""
     try:
         main()
     except KeyboardInterrupt:
@@ -48,10 +56,12 @@ def run_cli(main: Callable[[], None]) -> None:
             raise
         _report('error: interrupted; no result half-written (outputs are moved into place only when complete)')
         sys.exit(130)
-    except USER_ERRORS as err:
-        if os.environ.get('REPSEG_DEBUG'):
+    except (OSError, *USER_ERRORS) as err:
+        if os.environ.get('REPSEG_DEBUG') or not (isinstance(err, USER_ERRORS) or is_write_failure(err)):
             raise
-        _report(f'error: {one_line(err)}')
+        if is_write_failure(err) and not isinstance(err, WriteError):  # raised outside RepSeg's writers
+            err = WriteError(err.filename or 'a file', err.strerror or str(err), err.errno)
+        _report(f'error: {one_line(err)}', shared=isinstance(err, SharedError))
         sys.exit(2)
 
 

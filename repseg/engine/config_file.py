@@ -1,9 +1,12 @@
 """Reading a config file with one-line errors: mmengine reports a syntax error without the file's name."""
 import copy
+import tempfile
 from pathlib import Path
 from typing import Union
 
 from mmengine.config import Config
+
+from repseg.utils.io import WriteError, is_write_failure
 
 ConfigLike = Union[str, Path, Config]
 
@@ -21,3 +24,8 @@ def read_config(config: ConfigLike) -> Config:
         where = f'line {err.lineno}' if err.lineno else 'somewhere'
         raise ValueError(f'{config} (or a _base_ file it names): not a valid Python config, {err.msg} at {where}; '
                          f'a file cut short or edited by hand?') from None
+    except OSError as err:  # mmengine parses a copy of the file that it writes to the temporary folder
+        if not is_write_failure(err):
+            raise
+        raise WriteError(f'{tempfile.gettempdir()} (mmengine\'s copy of {config}, to parse it)',
+                         err.strerror or str(err), err.errno) from None

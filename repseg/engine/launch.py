@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import shutil
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
@@ -9,13 +10,15 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 
-from repseg.runtime import with_runtime
+from repseg.runtime import NATIVE, with_runtime
 from repseg.utils import check_out_dir
+from repseg.utils.io import publish_dir
 from .checkpoints import allow_runner_checkpoints, load_checked, read_checked
 from .checks import check_data_roots, check_fresh_work_dir
 from .config_file import read_config
 from .config_options import merge_checked_options
 from .distributed import distributed_run
+from .runtime_report import RuntimeInResults
 
 
 def load_config(config: str, cfg_options: Optional[Dict[str, Any]] = None, work_dir: Optional[str] = None,
@@ -30,7 +33,8 @@ def load_config(config: str, cfg_options: Optional[Dict[str, Any]] = None, work_
 
 
 def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
-    """Train with mmengine's Runner. Refuses to overwrite an earlier run's checkpoints unless resuming."""
+    """Train with mmengine's Runner. Refuses to overwrite an earlier run's checkpoints unless resuming. mmengine's
+    ``CheckpointHook`` is run as ``AtomicCheckpointHook`` (whole checkpoints or none, old ones removed after)."""
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     check_fresh_work_dir(cfg.work_dir, resume)
     if amp and not torch.cuda.is_available():
@@ -43,6 +47,9 @@ def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = resume
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if hook is not None and hook.get('type') == 'CheckpointHook':  # e.g. MMSegmentation's own default_runtime
+        hook['type'] = 'AtomicCheckpointHook'  # the same hook, whose checkpoints survive a full disk
     with distributed_run(cfg):
         runner = Runner.from_cfg(cfg)
         with allow_runner_checkpoints():
@@ -51,11 +58,13 @@ def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
 
 
 def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: Optional[str] = None,
-         cityscapes_official: bool = False, runtime: str = 'eager', force: bool = False) -> Dict[str, float]:
-    """Evaluate ``checkpoint``: the config's metrics (mIoU, mAcc, aAcc and per-class IoU for IoUMetric), plus
-    labelId PNGs in ``out_dir`` and the official Cityscapes class mIoU when asked. ``runtime`` (a name in
-    ``repseg.runtime.RUNTIMES``) runs the network through that deploy runtime inside MMSegmentation's test loop.
-    An ``out_dir`` that holds files is refused unless ``force``, which empties it first."""
+         cityscapes_official: bool = False, runtime: str = NATIVE, force: bool = False) -> Dict[str, Any]:
+    """Evaluate ``checkpoint``: the config's metrics (mIoU, mAcc, aAcc and per-class IoU for IoUMetric) with the
+    ``runtime`` and ``precision`` that computed them, plus labelId PNGs in ``out_dir`` and the official Cityscapes
+    class mIoU when asked. ``runtime`` (a name in ``repseg.runtime.RUNTIMES``, or 'native' / 'auto') runs the network
+    through that deploy runtime inside MMSegmentation's test loop. The PNGs are written into a staging sibling and
+    moved onto ``out_dir`` when the run is complete; an ``out_dir`` that holds files is refused unless ``force``,
+    which replaces it then."""
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: no such checkpoint file')
     check_data_roots(cfg, ['test_dataloader'])
@@ -63,13 +72,16 @@ def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: 
     cfg.load_from, cfg.resume = None, False
     if cityscapes_official and not out_dir:
         out_dir = osp.join(cfg.work_dir, 'pred_labelIds')
+    staging = None
+    main = os.environ.get('RANK', '0') == '0'
     if out_dir:  # the predictions of one run only: what the official evaluator grades must be this model's
         check_out_dir(out_dir, force)
-        if force and osp.isdir(out_dir) and os.environ.get('RANK', '0') == '0':
-            shutil.rmtree(out_dir)
+        staging = staging_dir(out_dir)  # one name for every rank: each writes its images there
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)  # what an interrupted run left
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
-        cfg.test_evaluator = [*evaluators,
-                              dict(type='CityscapesLabelIdWriter', out_dir=out_dir, official=cityscapes_official)]
+        cfg.test_evaluator = [*evaluators, dict(type='CityscapesLabelIdWriter', out_dir=str(staging),
+                                                official=cityscapes_official, shown_dir=str(out_dir))]
     if show_dir:
         cfg.default_hooks['visualization'] = dict(type='SegVisualizationHook', draw=True, interval=1)
         cfg.visualizer.save_dir = show_dir
@@ -78,5 +90,20 @@ def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: 
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         load_checked(model, checkpoint, state)
         with_runtime(model, runtime)  # refuses a runtime that does not serve this model before any image is read
-        metrics = runner.test()
+        runner.register_hook(RuntimeInResults(model))
+        try:
+            metrics = runner.test()
+            if staging is not None and main:
+                if not staging.is_dir():  # a test set without images
+                    staging.mkdir(parents=True)
+                publish_dir(staging, Path(out_dir), force)
+        finally:
+            if staging is not None and main:
+                shutil.rmtree(staging, ignore_errors=True)
     return metrics
+
+
+def staging_dir(out_dir: str) -> Path:
+    """The hidden sibling where tools/test.py --out builds ``out_dir``."""
+    out = Path(out_dir)
+    return out.with_name(f'.{out.name}.partial')

@@ -8,7 +8,7 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
 from ..datasets.labels import train_id_to_id_lut
-from ..utils.io import atomic_write
+from ..utils.io import WriteError, atomic_write
 from .cityscapes_official import evaluate_official, official_gt_path, prediction_name
 
 
@@ -16,14 +16,17 @@ from .cityscapes_official import evaluate_official, official_gt_path, prediction
 class CityscapesLabelIdWriter(BaseMetric):
     """Write each prediction as ``OUT_DIR/<city>_<seq>_<frame>_pred_labelIds.png`` (labelIds, as the official
     Cityscapes evaluator expects); with ``official=True`` also report its class mIoU as ``official_mIoU``. Unlike
-    MMSegmentation's CityscapesMetric it needs no instance-level evaluation (broken with numpy >= 2.4)."""
+    MMSegmentation's CityscapesMetric it needs no instance-level evaluation (broken with numpy >= 2.4).
+    ``shown_dir``: where OUT_DIR is moved when the run is complete (tools/test.py --out builds it in a staging
+    folder), named in messages and errors."""
 
     default_prefix = 'cityscapes'
 
     def __init__(self, out_dir: str, official: bool = False, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None, **kwargs):
+                 prefix: Optional[str] = None, shown_dir: Optional[str] = None, **kwargs):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.out_dir = out_dir
+        self.shown_dir = shown_dir or out_dir
         self.official = official
         self._lut = train_id_to_id_lut()
 
@@ -34,12 +37,16 @@ class CityscapesLabelIdWriter(BaseMetric):
             ok, buf = cv2.imencode('.png', self._lut[pred])
             if not ok:
                 raise RuntimeError(f'{out_path}: PNG encoding failed')
-            with atomic_write(out_path) as handle:
-                handle.write(buf.tobytes())
+            try:
+                with atomic_write(out_path) as handle:
+                    handle.write(buf.tobytes())
+            except WriteError as err:
+                raise WriteError(osp.join(self.shown_dir, prediction_name(sample['img_path'])), err.strerror,
+                                 err.errno) from None
             self.results.append((out_path, official_gt_path(sample.get('seg_map_path', ''))))
 
     def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
-        print_log(f'wrote {len(results)} labelId predictions to {self.out_dir}', logger='current')
+        print_log(f'wrote {len(results)} labelId predictions to {self.shown_dir}', logger='current')
         if not self.official:
             return {}
         preds, gts = zip(*results)

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from repseg.deploy import config_text
 from repseg.runtime import FOLDER_FORMS
 from repseg.runtime.openvino_runtime import OpenVINONetwork, ir_bytes
-from repseg.utils import atomic_dir, cpu_isa, machine_name, median_ms
+from repseg.utils import (WriteError, atomic_dir, cpu_isa, is_write_failure, machine_name, median_ms, torch_bytes,
+                          write_file)
 from repseg.version import __version__
 from .evaluation import Evaluation, agreement_on_images
 from .ptq import layer_precisions, weight_bytes
@@ -42,7 +43,13 @@ def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model:
     fp32, reduced = OpenVINONetwork(fp32_model), folder_network(reduced_model, precision)
     fp32_ms, reduced_ms = (median_ms(lambda: net(example), repeats=TIMING_REPEATS) for net in (fp32, reduced))
     config_name, checkpoint_name, xml_name, bin_name = FOLDER_FILES[precision]
-    xml, weights = ir_bytes(reduced_model)
+    try:  # beside the out-dir: the disk the result goes to
+        Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+        xml, weights = ir_bytes(reduced_model, str(Path(out_dir).parent))
+    except OSError as err:
+        if not is_write_failure(err):
+            raise
+        raise WriteError(Path(out_dir) / bin_name, err.strerror, err.errno) from None
     state = {f'network.{k}': torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in
              (('xml', xml), ('weights', weights))}
     # the float config (data and evaluators included) around the OpenVINO model, whose module it imports itself
@@ -77,10 +84,8 @@ def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model:
     meta = {'dataset_meta': getattr(float_model, 'dataset_meta', None), 'quantization': report.summary(),
             'source_config': config, 'source_checkpoint': checkpoint, 'repseg_version': __version__}
     with atomic_dir(out_dir, force) as tmp:
-        torch.save({'meta': meta, 'state_dict': state}, tmp / checkpoint_name)
-        for name, mode, data in ((xml_name, 'wb', xml), (bin_name, 'wb', weights), (config_name, 'w', text),
-                                 (REPORT, 'w', report.to_json())):
-            with open(tmp / name, mode) as handle:
-                handle.write(data)
+        write_file(tmp / checkpoint_name, torch_bytes({'meta': meta, 'state_dict': state}))
+        for name, data in ((xml_name, xml), (bin_name, weights), (config_name, text), (REPORT, report.to_json())):
+            write_file(tmp / name, data)
     log(f'wrote {", ".join(str(out_dir / name) for name in (*FOLDER_FILES[precision], REPORT))}')
     return report

@@ -2,7 +2,9 @@
 
 Settings (docs/quantization.md says how they were chosen): ``performance`` preset (symmetric int8, what the CPU
 plugin runs fastest), no model type (a CNN), fast bias correction, CPU target, NNCF's default overflow fix (first
-layer's weights in 7 bits: exact on AVX2-only CPUs, whose int8 multiply saturates 16-bit sums).
+layer's weights in 7 bits: exact on AVX2-only CPUs, whose int8 multiply saturates 16-bit sums). MatMuls stay float:
+in these models they are PSP's pools (``runtime/rewrite.py``), whose averaging matrices depend on the input size, so
+ranges calibrated at one size would clip at another; they are memory-bound, so int8 would gain nothing there.
 """
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -14,6 +16,11 @@ from repseg.runtime.openvino_runtime import compile_options, openvino_version
 PRESETS = ('performance', 'mixed')
 #: OpenVINO ops that carry weights and that NNCF quantizes.
 WEIGHTED_OPS = frozenset({'Convolution', 'GroupConvolution', 'ConvolutionBackpropData', 'MatMul'})
+#: OpenVINO ops left in float (see above).
+FLOAT_OPS = ('MatMul',)
+#: What lies between a layer and its weight constant: NNCF's FakeQuantize, or an int8 constant's decompression.
+_WEIGHT_PATH = frozenset({'FakeQuantize', 'Convert', 'Subtract', 'Multiply', 'Reshape', 'Transpose', 'Unsqueeze',
+                          'Squeeze'})
 
 
 def require_nncf() -> Any:
@@ -30,7 +37,8 @@ def nncf_settings(preset: str, fast_bias_correction: bool, subset_size: int) -> 
     if preset not in PRESETS:
         raise ValueError(f'preset {preset!r}: expected one of {", ".join(PRESETS)}')
     return dict(preset=nncf.QuantizationPreset(preset), target_device=nncf.TargetDevice.CPU, model_type=None,
-                subset_size=subset_size, fast_bias_correction=fast_bias_correction)
+                subset_size=subset_size, fast_bias_correction=fast_bias_correction,
+                ignored_scope=nncf.IgnoredScope(types=list(FLOAT_OPS), validate=False))
 
 
 def backend_info(preset: str, fast_bias_correction: bool) -> Dict[str, Any]:
@@ -90,25 +98,27 @@ def layer_name(op: Any) -> str:
     return '.'.join(parts)
 
 
-def _weight_is_int8(op: Any) -> bool:
-    """Whether the weights of ``op`` come from an int8 constant (compressed) or a FakeQuantize (not yet compressed)."""
-    node = op.input_value(1).get_node()
+def _weight_precision(op: Any) -> Optional[str]:
+    """'int8' where the weights of ``op`` come from an int8 constant (compressed) or a FakeQuantize (not yet
+    compressed), 'float' from a float constant, None where its second input is no weight (a computed tensor, such as
+    the averaging matrices of PSP's matmul pools)."""
+    node, quantized = op.input_value(1).get_node(), False
     for _ in range(6):
         kind = node.get_type_name()
-        if kind == 'FakeQuantize':
-            return True
         if kind == 'Constant':
-            return node.get_element_type().get_type_name() in ('i8', 'u8', 'i4', 'u4')
-        if node.get_input_size() == 0:
-            return False
+            compressed = node.get_element_type().get_type_name() in ('i8', 'u8', 'i4', 'u4')
+            return 'int8' if quantized or compressed else 'float'
+        if kind not in _WEIGHT_PATH:
+            return None
+        quantized = quantized or kind == 'FakeQuantize'
         node = node.input_value(0).get_node()
-    return False
+    return None
 
 
 def layer_precisions(model: Any) -> Dict[str, str]:
     """'int8' or 'float' for every weighted layer of an OpenVINO model, by PyTorch module path, in graph order."""
-    return {layer_name(op): 'int8' if _weight_is_int8(op) else 'float' for op in model.get_ordered_ops()
-            if op.get_type_name() in WEIGHTED_OPS and op.get_input_size() > 1}
+    ops = [op for op in model.get_ordered_ops() if op.get_type_name() in WEIGHTED_OPS and op.get_input_size() > 1]
+    return {layer_name(op): precision for op in ops for precision in [_weight_precision(op)] if precision}
 
 
 def float_layers(model: Any) -> List[str]:

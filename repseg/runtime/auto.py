@@ -1,11 +1,16 @@
-"""``--runtime auto``: the fastest runtime for this CPU among those that keep the model's predictions, chosen from a
-small table of measurements keyed by the CPU class (``repseg.utils.machine.cpu_class``), not by timing at start-up.
+"""``--runtime auto`` and ``--runtime native``: the fastest runtime for this CPU, chosen from a small table of
+measurements keyed by the CPU class (``repseg.utils.machine.cpu_class``), not by timing at start-up.
+
+``auto`` (tools/infer.py's default) may compute in reduced precision (bf16) where that keeps the predictions;
+``native`` (the default of tools/test.py and ``repseg.apis.init_segmentor``) computes in the model's own precision:
+fp32 for a float model, a folder's own for a tools/quantize.py folder, so that an evaluated figure is the model's.
 
 A float model in deploy or baseline form gets the first runtime of its class's row that is installed and offered
 here. A bf16 runtime is kept only after checking it against the row's fp32 runtime on the first input (at least
 ``MIN_BF16_AGREEMENT`` argmax agreement), else the model runs in fp32 and a line says why. Train-form models run
 eager (the training-time model), a tools/quantize.py folder in its own precision, a CUDA model eager.
 """
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -16,7 +21,9 @@ from repseg.utils.machine import CPU_CLASSES, cpu_class, has_bf16
 from . import registry
 from .registry import FOLDER_FORMS, RUNTIMES, Runner
 
-AUTO = 'auto'
+AUTO, NATIVE = 'auto', 'native'
+#: The policies that pick a runtime by CPU class, as ``--runtime`` values.
+POLICIES = (AUTO, NATIVE)
 #: bf16 is kept only when at least this fraction of the first input's pixels keep their fp32 class (a CamVid A0
 #: trained 200 iterations kept 99.66% on an AMX Xeon, FACTS.md section 9).
 MIN_BF16_AGREEMENT = 0.99
@@ -28,6 +35,10 @@ class ClassRow:
 
     runtimes: Tuple[str, ...]
     evidence: str
+    fp32_evidence: str = ''  # what ranks the fp32 runtimes, where ``evidence`` is about a reduced precision
+
+    def evidence_for(self, runtime: str) -> str:
+        return self.fp32_evidence if self.fp32_evidence and RUNTIMES[runtime].precision == 'fp32' else self.evidence
 
 
 _FP32 = ('onnxruntime', 'openvino', 'eager')
@@ -40,7 +51,9 @@ _NOT_MEASURED = ('not measured on this class; ONNX Runtime was the fastest fp32 
 AUTO_TABLE: Dict[str, ClassRow] = {
     'AMX': ClassRow(('openvino_bf16', *_FP32),
                     'PSPNet-RepVGG-B1g2-fast 713x713 deploy: OpenVINO bf16 472 ms vs ONNX Runtime fp32 3077 ms '
-                    '(6.5x), argmax agreement 99.99%, 2-vCPU Intel Xeon with AMX, 2026-12-02 (docs/benchmark.md)'),
+                    '(6.5x), argmax agreement 99.99%, 2-vCPU Intel Xeon with AMX, 2026-12-02 (docs/benchmark.md)',
+                    'PSPNet-RepVGG-B1g2-fast 713x713 deploy: ONNX Runtime 3048 ms vs OpenVINO f32 3380 ms, 2-vCPU '
+                    'Intel Xeon with AMX, 2026-12-06 (docs/benchmark.md)'),
     'AVX-512 BF16': ClassRow(_FP32, 'ONNX Runtime the fastest fp32 runtime on the 2-vCPU AMD EPYC Zen 5, 2026-11-21 '
                                     '(docs/benchmark.md); bf16 not measured on this class, so not chosen'),
     'AVX-512 VNNI': ClassRow(_FP32, _NOT_MEASURED),
@@ -54,26 +67,34 @@ assert set(AUTO_TABLE) == set(CPU_CLASSES)
 
 @dataclass(frozen=True)
 class AutoChoice:
-    """What ``auto`` runs: ``runtime``, its precision, the CPU class, why, and for bf16 the fp32 runtime it is checked
-    against on the first input (and falls back to)."""
+    """What ``auto`` or ``native`` (``policy``) runs: ``runtime``, its precision, the CPU class, why, and for bf16 the
+    fp32 runtime it is checked against on the first input (and falls back to)."""
 
     runtime: str
     precision: str
     cpu_class: str
     reason: str
     fallback: Optional[str] = None
+    policy: str = AUTO
 
     def line(self) -> str:
         check = (f'; checked against {self.fallback} (fp32) on the first input, kept at >= '
                  f'{100 * MIN_BF16_AGREEMENT:g}% argmax agreement' if self.fallback else '')
-        return (f'runtime auto: {self.runtime} ({self.precision}) for this {self.cpu_class} CPU{check} '
+        return (f'runtime {self.policy}: {self.runtime} ({self.precision}) for this {self.cpu_class} CPU{check} '
                 f'[{self.reason}]')
 
 
-def choose_runtime(form: str, device: str = 'cpu', flags: Optional[Sequence[str]] = None) -> AutoChoice:
-    """The runtime ``auto`` runs a model of ``form`` on ``device`` with (``flags``: the CPU's, default this one's)."""
+def choose_runtime(form: str, device: str = 'cpu', flags: Optional[Sequence[str]] = None,
+                   policy: str = AUTO) -> AutoChoice:
+    """The runtime that ``policy`` ('auto' or 'native') runs a model of ``form`` on ``device`` with (``flags``: the
+    CPU's, default this one's)."""
+    if policy not in POLICIES:
+        raise ValueError(f'runtime policy {policy!r}: expected one of {", ".join(POLICIES)}')
     flags = registry.cpu_flags() if flags is None else flags  # the registry's: where tests simulate other CPUs
-    klass = cpu_class(flags)
+    return dataclasses.replace(_choose(form, device, flags, cpu_class(flags), policy), policy=policy)
+
+
+def _choose(form: str, device: str, flags: Sequence[str], klass: str, policy: str) -> AutoChoice:
     if form in FOLDER_FORMS:
         ran = form if form != 'bf16' or has_bf16(flags) else 'f32'
         return AutoChoice('openvino', ran, klass, f'a tools/quantize.py folder runs in its own precision ({form})'
@@ -84,10 +105,13 @@ def choose_runtime(form: str, device: str = 'cpu', flags: Optional[Sequence[str]
         return AutoChoice('eager', 'fp32', klass, 'train-form models run as trained; convert with '
                                                   'tools/convert_to_deploy.py for the deploy runtimes')
     row = AUTO_TABLE[klass]
-    offered = [name for name in row.runtimes if RUNTIMES[name].offered(flags) and form in RUNTIMES[name].forms]
+    ranked = [name for name in row.runtimes if policy == AUTO or RUNTIMES[name].precision == 'fp32']
+    offered = [name for name in ranked if RUNTIMES[name].offered(flags) and form in RUNTIMES[name].forms]
     runtime = offered[0]  # eager is in every row and always offered
-    reason = row.evidence if runtime == row.runtimes[0] else (
-        f'{row.runtimes[0]} would be first on this class but is not installed or offered here')
+    reason = row.evidence_for(runtime) if runtime == ranked[0] else (
+        f'{ranked[0]} would be first on this class but is not installed or offered here')
+    if policy == NATIVE:
+        reason = "the model's own precision (fp32); " + reason
     precision = RUNTIMES[runtime].precision
     fallback = next((n for n in offered if RUNTIMES[n].precision == 'fp32'), None) if precision != 'fp32' else None
     return AutoChoice(runtime, precision, klass, reason, fallback)

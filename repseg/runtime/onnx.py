@@ -1,9 +1,10 @@
 """The one ONNX exporter: what ``tools/export_onnx.py`` writes and what the ``onnxruntime`` runtime runs.
 
-TorchScript-based export (opset 17, static shape) after ``specialize_adaptive_pools`` (PSP's adaptive pooling, which
-the exporters otherwise refuse or export slowly). The session: every graph optimization of ONNX Runtime's CPU
-provider, as many intra-op threads as PyTorch uses, no memory arena (activations freed after each run, as PyTorch
-does, so peak memory is comparable).
+TorchScript-based export (opset 17, static shape) with PSP's adaptive pooling as matmuls (``matmul_pools``, the
+rewrite the OpenVINO conversion uses too: the exporter refuses adaptive pooling on sizes the bins do not divide).
+The graph is exported at one shape because the callers need no other (the rewrite itself traces shape-generic).
+The session: every graph optimization of ONNX Runtime's CPU provider, as many intra-op threads as PyTorch uses, no
+memory arena (activations freed after each run, as PyTorch does, so peak memory is comparable).
 """
 import io
 from typing import Any, Dict, Optional
@@ -11,7 +12,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor, nn
 
-from .rewrite import specialize_adaptive_pools
+from .rewrite import matmul_pools
 
 INPUT_NAME, OUTPUT_NAME = 'input', 'logits'
 OPSET = 17
@@ -30,12 +31,12 @@ def require_onnxruntime() -> Any:
 @torch.no_grad()
 def onnx_bytes(module: nn.Module, example: Tensor, metadata: Optional[Dict[str, str]] = None) -> bytes:
     """The serialized ONNX model of the eval-mode ``module`` at ``example``'s static shape; ``metadata`` goes into
-    the model's ``metadata_props``. ``module`` is specialized to that shape in place (pass a copy to keep it)."""
+    the model's ``metadata_props``. ``module`` is left as it was (its pools are swapped only while it is traced)."""
     module.eval()
-    specialize_adaptive_pools(module, example)
     buffer = io.BytesIO()
-    torch.onnx.export(module, (example.cpu(),), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                      opset_version=OPSET, dynamo=False)
+    with matmul_pools(module):
+        torch.onnx.export(module, (example.cpu(),), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          opset_version=OPSET, dynamo=False)
     data = buffer.getvalue()
     if not metadata:
         return data

@@ -1,11 +1,13 @@
 """OpenVINO: conversion of a ``Tensor -> Tensor`` PyTorch module, IR bytes in and out, and a compiled callable.
 
 Converted straight from PyTorch (``openvino.convert_model`` traces the module), not through the ONNX export: the
-trace keeps PSP's adaptive pooling and the resizes shape-generic, so one IR takes any N and H x W, and it converts
-in seconds. ``INFERENCE_PRECISION_HINT`` is always set (f32 unless bf16 is asked for): the CPU plugin otherwise runs
-fp32 models in bf16 by itself where the CPU has AVX512_BF16 or AMX. Where the CPU has no bf16, OpenVINO runs a bf16
-request in f32 (``executed_precision`` says which it ran).
+trace keeps the resizes and PSP's pooling (as matmuls with in-graph averaging matrices, ``rewrite.matmul_pools``:
+OpenVINO runs ``AdaptiveAvgPool`` on a reference kernel) shape-generic, so one IR takes any N and H x W, and it
+converts in seconds. ``INFERENCE_PRECISION_HINT`` is always set (f32 unless bf16 is asked for): the CPU plugin
+otherwise runs fp32 models in bf16 by itself where the CPU has AVX512_BF16 or AMX. Where the CPU has no bf16, OpenVINO
+runs a bf16 request in f32 (``executed_precision`` says which it ran).
 """
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +16,14 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from repseg.utils.io import WriteError
+from .rewrite import matmul_pools
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 IR_XML, IR_BIN = 'model.xml', 'model.bin'
 
@@ -44,20 +54,44 @@ def compile_options(threads: Optional[int] = None, precision: str = 'f32') -> Di
 @torch.no_grad()
 def convert_module(module: nn.Module, example: Tensor, dynamic: bool = True) -> Any:
     """``openvino.Model`` of an eval-mode ``Tensor -> Tensor`` module, traced on ``example``. ``dynamic``: the
-    batch and spatial sizes stay free (the channel count is fixed); else the IR is specialized to ``example``."""
+    batch and spatial sizes stay free (the channel count is fixed); else the IR is specialized to ``example``. Adaptive
+    pools are converted as ``MatmulAdaptiveAvgPool2d`` (exact at every size; ``module`` is left as it was)."""
     ov = require_openvino()
     if example.dim() != 4:
         raise ValueError(f'openvino: expected an N x C x H x W example input, got shape {tuple(example.shape)}')
     shape = [-1, int(example.shape[1]), -1, -1] if dynamic else list(example.shape)
-    return ov.convert_model(module.eval(), example_input=example.cpu(), input=[ov.PartialShape(shape)])
+    with matmul_pools(module):
+        return ov.convert_model(module.eval(), example_input=example.cpu(), input=[ov.PartialShape(shape)])
 
 
-def ir_bytes(model: Any) -> Tuple[bytes, bytes]:
-    """(xml, bin) of ``model`` as OpenVINO writes them, weights not compressed to fp16 (fp32 stays fp32)."""
+def ir_bytes(model: Any, scratch_dir: Optional[str] = None) -> Tuple[bytes, bytes]:
+    """(xml, bin) of ``model`` as OpenVINO writes them, weights not compressed to fp16 (fp32 stays fp32), through a
+    temporary folder in ``scratch_dir`` (default the system's): OpenVINO writes only to files."""
     ov = require_openvino()
-    with tempfile.TemporaryDirectory(prefix='repseg-ir-') as tmp:
-        ov.save_model(model, os.path.join(tmp, IR_XML), compress_to_fp16=False)
+    with tempfile.TemporaryDirectory(prefix='.repseg-ir-', dir=scratch_dir) as tmp:
+        try:
+            ov.save_model(model, os.path.join(tmp, IR_XML), compress_to_fp16=False)
+        except RuntimeError as err:  # its C++ stream names neither the file nor the reason
+            if 'iostream error' not in str(err):
+                raise
+            raise _stream_failure(Path(tmp)) from None
         return Path(tmp, IR_XML).read_bytes(), Path(tmp, IR_BIN).read_bytes()
+
+
+def _stream_failure(folder: Path) -> WriteError:
+    """Why OpenVINO's writer failed in ``folder``: its C++ stream swallows the errno and removes what it wrote, so the
+    reason is read from the machine: no space left there, or a file-size limit on this process."""
+    code = None
+    try:
+        stat = os.statvfs(folder)
+        if stat.f_bavail * stat.f_frsize < 16 << 20:
+            code = errno.ENOSPC
+    except OSError:
+        pass
+    if code is None and resource is not None and resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+        code = errno.EFBIG
+    reason = os.strerror(code) if code else 'OpenVINO could not write the IR (its stream failed)'
+    return WriteError(folder / IR_BIN, reason, code)
 
 
 def read_ir(xml: bytes, weights: bytes) -> Any:

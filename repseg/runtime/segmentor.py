@@ -6,7 +6,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..models import SegLogits
-from .auto import AUTO, CheckedRunner, choose_runtime
+from .auto import NATIVE, POLICIES, CheckedRunner, choose_runtime
 from .registry import FOLDER_FORMS, RUNTIMES, Runner, check_offered, get_runtime
 
 
@@ -26,20 +26,21 @@ def _log(message: str) -> None:
     print_log(message, logger='current')
 
 
-def with_runtime(segmentor: nn.Module, runtime: str = 'eager', log: Callable[[str], None] = _log) -> nn.Module:
+def with_runtime(segmentor: nn.Module, runtime: str = NATIVE, log: Callable[[str], None] = _log) -> nn.Module:
     """Route ``segmentor.encode_decode`` (the network on one image or one sliding window) through ``runtime``;
     preprocessing, sliding windows, resizing and argmax stay MMSegmentation's. Static-shape runtimes are prepared once
     per input shape. A runtime that does not serve the segmentor's form or device, or that this CPU does not offer,
-    is refused before any image is read. 'auto' (``repseg.runtime.auto``) picks the runtime for this CPU and logs
-    one line naming it. Returns ``segmentor``, changed in place (``segmentor.runtime`` names what runs); 'eager'
-    leaves it untouched, as does any runtime for a tools/quantize.py folder's segmentor (it runs in its own OpenVINO
+    is refused before any image is read. 'native' and 'auto' (``repseg.runtime.auto``) pick the runtime for this CPU,
+    in the model's own precision or possibly a reduced one, and log one line naming it. Returns ``segmentor``,
+    changed in place (``segmentor.runtime`` and ``.runtime_precision`` name what runs); 'eager' leaves its network
+    untouched, as does any runtime for a tools/quantize.py folder's segmentor (it runs in its own OpenVINO
     network)."""
     form = segmentor_form(segmentor)
     param = next(segmentor.parameters(), None)
     device = param.device.type if param is not None else 'cpu'
     choice = None
-    if runtime == AUTO:
-        choice = choose_runtime(form, device)
+    if runtime in POLICIES:
+        choice = choose_runtime(form, device, policy=runtime)
         log(choice.line())
         runtime = choice.runtime
     spec = get_runtime(runtime)
@@ -51,6 +52,8 @@ def with_runtime(segmentor: nn.Module, runtime: str = 'eager', log: Callable[[st
                          f'{device}; run it on the CPU (--device cpu) or choose --runtime eager')
     check_offered(runtime)
     segmentor.runtime = runtime
+    # a folder computes in its own precision whatever runs it (bf16 in f32 where the CPU has no bf16)
+    segmentor.runtime_precision = choose_runtime(form, device).precision if form in FOLDER_FORMS else spec.precision
     if runtime == 'eager' or form in FOLDER_FORMS:
         return segmentor
     network = SegLogits(segmentor).eval()
@@ -73,7 +76,7 @@ def with_runtime(segmentor: nn.Module, runtime: str = 'eager', log: Callable[[st
     def encode_decode(inputs: Tensor, batch_img_metas: list) -> Tensor:
         out = run(inputs)
         if isinstance(run, CheckedRunner) and not run.kept:
-            segmentor.runtime = choice.fallback
+            segmentor.runtime, segmentor.runtime_precision = choice.fallback, 'fp32'
         return out
 
     segmentor.encode_decode = encode_decode

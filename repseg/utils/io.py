@@ -1,4 +1,11 @@
-"""Safe reading of checkpoints from outside and all-or-nothing writes."""
+"""Safe reading of checkpoints from outside and all-or-nothing writes.
+
+Every result file is written by Python's own file calls (PyTorch, OpenVINO and OpenCV serialize to bytes first), so
+that a write that fails part-way (disk full, quota, file-size limit, read-only file system, I/O error) surfaces as
+one ``WriteError`` naming the file RepSeg was writing, not as a C++ assertion, and leaves nothing behind.
+"""
+import errno
+import io
 import os
 import pickle
 import shutil
@@ -6,7 +13,7 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
@@ -16,6 +23,49 @@ PathLike = Union[str, os.PathLike]
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message is one line naming the file."""
+
+
+#: The errors of a write that the machine refused part-way: no space, quota, file-size limit, read-only, I/O.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+class WriteError(OSError):
+    """A result file that could not be written (``errno`` one of ``WRITE_ERRNOS``, or None for a library that gives
+    no errno); ``str()`` is the one line the tools print: ``could not write FILE: REASON``."""
+
+    def __init__(self, path: 'PathLike', reason: str, code: Optional[int] = None):
+        super().__init__(code, reason, str(path))
+
+    def __str__(self) -> str:
+        return f'could not write {self.filename}: {self.strerror}'
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """Whether ``err`` is the machine refusing a write (not a bug, not a missing input)."""
+    return isinstance(err, WriteError) or (isinstance(err, OSError) and err.errno in WRITE_ERRNOS)
+
+
+def as_write_error(err: OSError, path: 'PathLike') -> WriteError:
+    """``err`` (a write failure) as a ``WriteError`` naming ``path``, the file the caller was writing."""
+    return WriteError(path, err.strerror or str(err), err.errno)
+
+
+def write_file(path: 'PathLike', data: Union[bytes, str]) -> None:
+    """Write ``data`` to ``path`` (inside a folder being built: ``atomic_dir``); a refused write names ``path``."""
+    try:
+        with open(path, 'wb' if isinstance(data, bytes) else 'w') as handle:
+            handle.write(data)
+    except OSError as err:
+        if is_write_failure(err):
+            raise as_write_error(err, path) from None
+        raise
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save(obj)`` as bytes: torch's own file writer reports a full disk as a C++ assertion."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def safe_torch_load(path: PathLike, map_location: Union[str, torch.device] = 'cpu') -> Any:
@@ -64,9 +114,10 @@ def unwrap_state_dict(obj: Any, source: str) -> Dict[str, Tensor]:
 def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator:
     """Write to a temporary file beside ``path`` and rename it into place only when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -75,16 +126,19 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs get the mode open() would give
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if is_write_failure(err) and not isinstance(err, WriteError):
+            raise as_write_error(err, path) from None
         raise
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
     """``torch.save`` that never leaves a half-written file at ``path``."""
+    data = torch_bytes(obj)
     with atomic_write(path, 'wb') as handle:
-        torch.save(obj, handle)
+        handle.write(data)
 
 
 #: What a complete file of an image format (known by its first bytes) ends with: JPEG's end-of-image marker, PNG's
@@ -126,30 +180,53 @@ def check_out_dir(path: PathLike, force: bool = False) -> None:
                               f'to replace the folder whole')
 
 
-@contextmanager
-def atomic_dir(path: PathLike, force: bool = False) -> Iterator[Path]:
-    """Build a folder result in a temporary sibling of ``path`` and move it onto ``path`` only when the block
-    succeeds: an error or an interrupt at any moment leaves ``path`` as it was. ``path`` is checked with
-    ``check_out_dir`` before and again after the block (files may have appeared meanwhile); ``force`` replaces it."""
-    path = Path(path)
+def _named_in(err: BaseException, tmp: Path, path: Path) -> WriteError:
+    """A write failure inside the folder ``tmp`` that is being built for ``path``, naming the file by its final
+    path (a failure without a file name names the folder)."""
+    name = Path(err.filename) if isinstance(err, OSError) and err.filename else None
+    if name is not None and (name == tmp or tmp in name.parents):
+        name = path / name.relative_to(tmp)
+    return WriteError(name or path, err.strerror or str(err), err.errno)
+
+
+def publish_dir(tmp: Path, path: Path, force: bool = False) -> None:
+    """Move the finished folder ``tmp`` onto ``path`` (checked again with ``check_out_dir``; ``force`` replaces a
+    folder that holds files): an error at any moment leaves ``path`` as it was."""
     check_out_dir(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; the folder gets the mode mkdir would give
     old = None
     try:
-        yield tmp
-        check_out_dir(path, force)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; the folder gets the mode mkdir would give
         if path.exists():  # a folder cannot be renamed onto a non-empty one: the old one steps aside first
             old = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.old', dir=path.parent))
             os.replace(path, old)
         os.replace(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not path.exists():
             os.replace(old, path)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_dir(path: PathLike, force: bool = False) -> Iterator[Path]:
+    """Build a folder result in a temporary sibling of ``path`` and move it onto ``path`` only when the block
+    succeeds: an error or an interrupt at any moment leaves ``path`` as it was. ``path`` is checked with
+    ``check_out_dir`` before and again after the block (files may have appeared meanwhile); ``force`` replaces it.
+    A write the machine refuses inside the block becomes a ``WriteError`` naming the file's final path."""
+    path = Path(path)
+    check_out_dir(path, force)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+        yield tmp
+        publish_dir(tmp, path, force)
+    except BaseException as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if is_write_failure(err):
+            raise (_named_in(err, tmp, path) if tmp is not None else as_write_error(err, path)) from None
+        raise
