@@ -66,7 +66,7 @@ def test_every_cpu_class_has_a_row_and_the_simulated_flags_are_that_class():
 def test_auto_choice_for_each_cpu_class(klass):
     flags = FLAGS[klass]
     choice = choose_runtime('deploy', 'cpu', flags)
-    if klass == 'AMX':  # measured: bf16 6.5x the fastest fp32 runtime; checked against ONNX Runtime fp32
+    if klass in ('AMX', 'AVX-512 BF16'):  # measured: bf16 5.8x (AMX) and 1.8x (Zen 4) the fastest fp32 runtime
         assert (choice.runtime, choice.precision, choice.fallback) == ('openvino_bf16', 'bf16', 'onnxruntime')
     else:  # the fastest fp32 runtime measured; bf16 not chosen where it was not measured faster
         assert (choice.runtime, choice.precision, choice.fallback) == ('onnxruntime', 'fp32', None)
