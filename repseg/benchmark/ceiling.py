@@ -13,7 +13,7 @@ from .models import runtime_precision
 
 CEILING_CHANNELS = 512
 #: Deep enough that the layout conversions and the input's quantization at the graph's ends are amortized as in a
-#: network: with four layers they were 16% of the int8 ceiling's time on AMX, and a real model beat it.
+#: network: with four layers they were 16% of the int8 ceiling's time on AMX (docs/benchmark.md).
 CEILING_LAYERS = 12
 #: int8: seeded random calibration inputs of this side (the IR is shape-generic; ranges do not depend on the size,
 #: and NNCF's statistics and bias correction on small maps cost about a second).

@@ -7,7 +7,7 @@ from typing import Callable
 import torch.distributed as dist
 from mmengine.config import DictAction
 
-from repseg.utils.io import WriteError, is_write_failure
+from repseg.utils.io import WriteError, as_write_error, is_write_failure
 
 #: Errors that come from bad input (a path, a config key, a value); anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
@@ -60,7 +60,7 @@ def run_cli(main: Callable[[], None]) -> None:
         if os.environ.get('REPSEG_DEBUG') or not (isinstance(err, USER_ERRORS) or is_write_failure(err)):
             raise
         if is_write_failure(err) and not isinstance(err, WriteError):  # raised outside RepSeg's writers
-            err = WriteError(err.filename or 'a file', err.strerror or str(err), err.errno)
+            err = as_write_error(err, err.filename or 'a file (the library gave no name)')
         _report(f'error: {one_line(err)}', shared=isinstance(err, SharedError))
         sys.exit(2)
 

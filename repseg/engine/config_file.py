@@ -6,7 +6,7 @@ from typing import Union
 
 from mmengine.config import Config
 
-from repseg.utils.io import WriteError, is_write_failure
+from repseg.utils.io import as_write_error, is_write_failure
 
 ConfigLike = Union[str, Path, Config]
 
@@ -27,5 +27,4 @@ def read_config(config: ConfigLike) -> Config:
     except OSError as err:  # mmengine parses a copy of the file that it writes to the temporary folder
         if not is_write_failure(err):
             raise
-        raise WriteError(f'{tempfile.gettempdir()} (mmengine\'s copy of {config}, to parse it)',
-                         err.strerror or str(err), err.errno) from None
+        raise as_write_error(err, f'{tempfile.gettempdir()} (mmengine\'s copy of {config}, to parse it)') from None

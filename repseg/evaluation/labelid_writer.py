@@ -8,7 +8,7 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
 from ..datasets.labels import train_id_to_id_lut
-from ..utils.io import WriteError, atomic_write
+from ..utils.io import WriteError, as_write_error, atomic_write
 from .cityscapes_official import evaluate_official, official_gt_path, prediction_name
 
 
@@ -41,8 +41,7 @@ class CityscapesLabelIdWriter(BaseMetric):
                 with atomic_write(out_path) as handle:
                     handle.write(buf.tobytes())
             except WriteError as err:
-                raise WriteError(osp.join(self.shown_dir, prediction_name(sample['img_path'])), err.strerror,
-                                 err.errno) from None
+                raise as_write_error(err, osp.join(self.shown_dir, prediction_name(sample['img_path']))) from None
             self.results.append((out_path, official_gt_path(sample.get('seg_map_path', ''))))
 
     def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from repseg.deploy import config_text
 from repseg.runtime import FOLDER_FORMS
 from repseg.runtime.openvino_runtime import OpenVINONetwork, ir_bytes
-from repseg.utils import (WriteError, atomic_dir, cpu_isa, is_write_failure, machine_name, median_ms, torch_bytes,
+from repseg.utils import (as_write_error, atomic_dir, cpu_isa, is_write_failure, machine_name, median_ms, torch_bytes,
                           write_file)
 from repseg.version import __version__
 from .evaluation import Evaluation, agreement_on_images
@@ -49,7 +49,7 @@ def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model:
     except OSError as err:
         if not is_write_failure(err):
             raise
-        raise WriteError(Path(out_dir) / bin_name, err.strerror, err.errno) from None
+        raise as_write_error(err, Path(out_dir) / bin_name) from None
     state = {f'network.{k}': torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in
              (('xml', xml), ('weights', weights))}
     # the float config (data and evaluators included) around the OpenVINO model, whose module it imports itself

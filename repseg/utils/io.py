@@ -186,7 +186,7 @@ def _named_in(err: BaseException, tmp: Path, path: Path) -> WriteError:
     name = Path(err.filename) if isinstance(err, OSError) and err.filename else None
     if name is not None and (name == tmp or tmp in name.parents):
         name = path / name.relative_to(tmp)
-    return WriteError(name or path, err.strerror or str(err), err.errno)
+    return as_write_error(err, name or path)
 
 
 def publish_dir(tmp: Path, path: Path, force: bool = False) -> None:
