@@ -238,10 +238,9 @@ def test_interrupted_quantization_leaves_the_earlier_folder(tiny, monkeypatch, t
     """Ctrl-C while tools/quantize.py evaluates int8 against fp32, or while it writes the folder: exit 130 and the
     out-dir (an earlier result, given with --force) exactly as it was."""
     pytest.importorskip('nncf')
-    import repseg.quantization.folder
     import repseg.quantization.pipeline
 
-    reached, write = [], repseg.quantization.folder.write_file
+    reached, write = [], repseg.quantization.pipeline.write_file
 
     def interrupt(*args, **kwargs):
         reached.append(where)
@@ -255,7 +254,7 @@ def test_interrupted_quantization_leaves_the_earlier_folder(tiny, monkeypatch, t
     if where == 'evaluation':
         monkeypatch.setattr(repseg.quantization.pipeline, 'evaluate', interrupt)
     else:
-        monkeypatch.setattr(repseg.quantization.folder, 'write_file', write_into_the_new_folder_interrupted)
+        monkeypatch.setattr(repseg.quantization.pipeline, 'write_file', write_into_the_new_folder_interrupted)
     out = tmp_path / 'int8'
     out.mkdir()
     (out / 'earlier.png').write_bytes(b'earlier')
@@ -314,6 +313,9 @@ WRITE_CASES = {
               '{out}/masks/samplingen_000000_000019_leftImg8bit_overlay.png'),
     'export_onnx': ('export_onnx.py', ['{root}/deploy/deploy_config.py', '{root}/deploy/deploy.pth', '--out',
                                        '{out}/model.onnx'], 500_000, '', '{out}/model.onnx'),
+    'prune': ('prune.py', ['{root}/deploy/deploy_config.py', '{root}/deploy/deploy.pth', '--out-dir', '{out}/pruned',
+                           '--ratio', '0.3', '--shape', '64', '128', '--round-to', '4'], 500_000, '',
+              '{out}/pruned/pruned.pth'),
     'import_pretrained': ('import_pretrained.py', ['{root}/RepVGG-A0-train.pth', '{out}/a0.pth'], 1_000_000, '',
                           '{out}/a0.pth'),
     'benchmark': ('benchmark.py', ['--configs', '{root}/tiny.py', '--shape', '64', '128', '--repeats', '1',

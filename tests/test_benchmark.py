@@ -9,11 +9,10 @@ from torch import nn
 
 from repseg.benchmark import INT8_RUNTIMES, seeded_segmentor, to_form
 from repseg.benchmark.ceiling import ceiling_runtimes
-from repseg.benchmark.complexity import count_macs
 from repseg.benchmark.models import folder_form, load_quantized, model_name
 from repseg.benchmark.report import markdown
 from repseg.benchmark.suite import Job, Worker, ceiling_request, records
-from repseg.models import SegLogits
+from repseg.models import SegLogits, count_macs
 from repseg.models.utils import fuse_conv_bn_pairs
 from repseg.runtime import RUNTIMES, prepare
 

@@ -5,21 +5,11 @@ ResNet PSPNets (conv-BN fused), interleaved in one run; writes DIR/benchmark.{js
     python tools/benchmark.py --shape 257 257 --repeats 5 --runtime eager,onnxruntime --out /tmp/bench
     python tools/benchmark.py --configs configs/pspnet_repvgg_a0.py --shape 65 65 --repeats 1 --out /tmp/b
     python tools/benchmark.py --runtime onnxruntime,openvino,openvino_int8 --out work_dirs/benchmark_int8
+    python tools/benchmark.py --configs DIR/int8_config.py --out /tmp/q      # a tools/quantize.py folder, as written
 
-Every row has a precision (fp32, bf16, int8), and every ratio is taken within one or names it: "fastest fp32" is
-over fp32 rows only, each row's share of the 3x3-conv ceiling is against the ceiling of its own precision (measured
-in the same run for each precision requested), and benchmark.md compares RepVGG with the ResNets at equal precision.
-
-openvino_int8 quantizes each model with NNCF while it is prepared, calibrated on 4 crops of the real Cityscapes frame
-in ../shared/data/ (generated street scenes when it is absent; the record says which), and records its logits
-against fp32 eager on a fifth, held-out crop (max |diff| / max |logit| and argmax agreement) and both weight sizes.
-openvino_bf16 (CPUs with avx512_bf16 or amx_bf16 only; refused elsewhere) records its logits against eager, not
-judged by the fp32 rule. A folder written by tools/quantize.py is measured as it is with --configs
-DIR/int8_config.py or DIR/bf16_config.py (its int8.pth / bf16.pth beside it).
-
---profile: after the timed calls, each OpenVINO row (and the ceiling's OpenVINO stacks) compiles its model once more
-with PERF_COUNT and sums one call's layer times by layer type and by kernel (exec type): where an int8 model loses
-time against the int8 ceiling.
+Every row has a precision (fp32, bf16, int8) and every ratio is taken within one or names it, the 3x3-conv ceiling
+included. openvino_int8 quantizes each model with NNCF on crops of a street frame; openvino_bf16 needs a CPU with
+avx512_bf16 or amx_bf16. --profile: where one call of each OpenVINO network spends its time. See docs/benchmark.md.
 """
 import argparse
 import os

@@ -5,11 +5,9 @@
     python tools/infer.py DIR/int8_config.py DIR/int8.pth images/ --out-dir out/
     python tools/quantize.py CONFIG CHECKPOINT --precision bf16 --out-dir DIR   # DIR/bf16_config.py, DIR/bf16.pth
 
-A train-form RepVGG checkpoint is converted to the deploy form first (with the converter's proof). When plain
-post-training quantization loses more than --max-drop mIoU points, the most harmful layers go back to float
-(NNCF's accuracy control); when even that cannot fit, nothing is written and the exit status is 2. DIR gets
-int8_config.py, int8.pth, int8.xml/.bin and quantization.json (see docs/quantization.md). bf16 needs a CPU with
-avx512_bf16 or amx_bf16 (refused elsewhere) and no calibration; a drop beyond --max-drop writes nothing.
+When plain PTQ loses more than --max-drop mIoU points, the most harmful layers go back to float (NNCF's accuracy
+control); when even that cannot fit (or bf16 loses more), nothing is written and the exit status is 2. bf16 needs a
+CPU with avx512_bf16 or amx_bf16. DIR's files and quantization.json: docs/quantization.md.
 """
 import argparse
 
@@ -36,7 +34,7 @@ def parse_args() -> argparse.Namespace:
                         help='quantization backend: OpenVINO + NNCF (docs/quantization.md says why)')
     parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'],
                         help="NNCF preset: symmetric activations (performance) or asymmetric (mixed)")
-    parser.add_argument('--no-fast-bias-correction', action='store_true',
+    parser.add_argument('--no-fast-bias-correction', dest='fast_bias_correction', action='store_false',
                         help="NNCF's slower, more accurate bias correction")
     parser.add_argument('--max-iterations', type=int, default=None,
                         help='accuracy control: at most this many layer groups go back to float (default: no limit)')
@@ -50,12 +48,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    quantize_segmentor(args.config, args.checkpoint, args.out_dir, num_calib=args.num_calib, max_drop=args.max_drop,
-                       preset=args.preset, fast_bias_correction=not args.no_fast_bias_correction,
-                       max_iterations=args.max_iterations, ranking_subset=args.ranking_subset,
-                       agreement_images=args.agreement_images, cfg_options=args.cfg_options, force=args.force,
-                       precision=args.precision)
+    options = vars(parse_args())
+    del options['backend']  # OpenVINO, the only choice
+    quantize_segmentor(**options)
 
 
 if __name__ == '__main__':

@@ -14,8 +14,7 @@ IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.
 
 
 def collect_images(inputs: Sequence[Union[str, Path]]) -> List[Tuple[Path, Path]]:
-    """(image, output stem) pairs: a file keeps its stem, a folder's images (recursive, sorted) their path relative
-    to the folder. Two inputs that would write the same output are refused before anything runs."""
+    """(image, output stem) pairs (a folder's images by relative path); refuses two inputs writing one output."""
     pairs: List[Tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -42,8 +41,7 @@ def ignored_files(inputs: Sequence[Union[str, Path]]) -> List[Path]:
 
 
 class BatchResult(NamedTuple):
-    """What ``infer_to_dir`` did: the files written, each input that could not be read with the reason, and the
-    files of input folders that were not images by name."""
+    """What ``infer_to_dir`` did: files written, unreadable inputs with the reason, and skipped non-images."""
     written: List[Path]
     skipped: List[Tuple[Path, str]]
     ignored: List[Path]
@@ -51,11 +49,8 @@ class BatchResult(NamedTuple):
 
 def infer_to_dir(model: nn.Module, inputs: Sequence[Union[str, Path]], out_dir: Union[str, Path],
                  opacity: float = 0.5, force: bool = False) -> BatchResult:
-    """Segment every input image and write ``STEM_color.png`` (Cityscapes palette), ``STEM_overlay.png`` and
-    ``STEM_trainIds.png`` under ``out_dir``. A file that is not a readable image (truncated, corrupt, not an image)
-    is skipped and listed in the result, so that one bad file in a folder does not cost the images after it.
-    ``out_dir`` is built beside its destination and moved into place whole (the outputs of two runs are never
-    mixed); one that holds files is refused unless ``force``. Shows a progress bar."""
+    """Write ``STEM_color.png``, ``STEM_overlay.png`` and ``STEM_trainIds.png`` of every input under ``out_dir``
+    (``atomic_dir``); an unreadable file is skipped and listed, so that it does not cost the images after it."""
     pairs = collect_images(inputs)
     out_dir = Path(out_dir)
     result = BatchResult([], [], ignored_files(inputs))

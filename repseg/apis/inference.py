@@ -1,8 +1,6 @@
-"""Build a trained segmentor for inference and run it on one image.
-
-Reuses ``mmseg.apis.init_model`` (model building) and ``mmseg.apis.inference_model`` (pipeline + ``test_step``),
-which both work on mmcv-lite once ``repseg`` is imported, but not mmseg's checkpoint loading: that one calls
-``torch.load`` without ``weights_only`` and loads non-strictly (a wrong checkpoint would only warn).
+"""Build a trained segmentor for inference and run it on one image, with mmseg's ``init_model`` and
+``inference_model`` but not its checkpoint loading, which calls ``torch.load`` without ``weights_only`` and loads
+non-strictly (a wrong checkpoint would only warn).
 """
 import copy
 from pathlib import Path
@@ -26,8 +24,7 @@ ImageLike = Union[str, Path, np.ndarray]
 
 
 def build_segmentor(cfg: Config, state: StateDict, meta: Dict[str, Any], source: Any = 'checkpoint') -> nn.Module:
-    """The segmentor of ``cfg`` (already passed through ``model_config``) with ``state`` checked and loaded
-    strictly, in eval mode on the CPU; ``source`` names the weights in errors."""
+    """The segmentor of a ``model_config`` with ``state`` checked and loaded strictly, in eval mode on the CPU."""
     cfg = copy.deepcopy(cfg)
     with naming(cfg.filename):
         model = init_model(cfg, checkpoint=None, device='cpu')
@@ -40,11 +37,8 @@ def build_segmentor(cfg: Config, state: StateDict, meta: Dict[str, Any], source:
 
 
 def init_segmentor(config: ConfigLike, checkpoint: Any, device: str = 'cpu', runtime: str = 'native') -> nn.Module:
-    """The segmentor of ``config`` with the weights of ``checkpoint`` (train or deploy form, matching the config),
-    in eval mode on ``device``, its network run by ``runtime`` (``repseg.runtime.with_runtime``: 'native', the
-    default, picks the fastest runtime for this CPU in the model's own precision, so that its logits are the model's;
-    'auto' may pick bf16 where it keeps the predictions, as tools/infer.py does; 'eager' is plain PyTorch; each
-    choice is logged in one line). SyncBN is built as BN; the checkpoint is checked and loaded strictly."""
+    """The segmentor of ``config`` with ``checkpoint``'s weights (checked, loaded strictly; SyncBN built as BN) in eval
+    mode on ``device``, run by ``runtime`` ('native': the fastest in the model's own precision; ``with_runtime``)."""
     state, meta = read_checkpoint(checkpoint)
     return with_runtime(build_segmentor(model_config(config), state, meta, checkpoint).to(device), runtime)
 
@@ -65,8 +59,8 @@ def load_image(img: ImageLike) -> np.ndarray:
 
 
 def segment(model: nn.Module, img: ImageLike) -> SegDataSample:
-    """mmseg's full test-time result for one image: ``seg_logits`` (C x H x W, at the image's size) and
-    ``pred_sem_seg``. Arrays always go in, so mmseg's pipeline (built once by ``init_segmentor``) stays valid."""
+    """mmseg's test-time result (``seg_logits``, ``pred_sem_seg``) for one image, always passed as an array so that the
+    pipeline built once by ``init_segmentor`` stays valid."""
     with torch.no_grad():
         return inference_model(model, load_image(img))
 

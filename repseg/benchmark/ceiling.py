@@ -1,6 +1,5 @@
-"""The machine's practical ceiling per precision: a dense 3x3 convolution stack as large as the dilated stages'
-layers, measured in its own worker interleaved with the models, so that drift and contention hit it alike. A bf16 or
-int8 row is held against the ceiling of its own precision: against the fp32 one it would flatter itself."""
+"""The machine's practical ceiling per precision: a dense 3x3 conv stack as large as the dilated stages' layers, timed
+interleaved with the models. A bf16 or int8 row is held against its own precision's: the fp32 one would flatter it."""
 import math
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -8,21 +7,18 @@ import torch
 from torch import Tensor, nn
 
 from repseg.runtime import RUNTIMES, prepare
-from .int8 import INT8_RUNTIME, prepare_int8
-from .models import runtime_precision
+from .models import INT8_RUNTIME, prepare_int8, runtime_precision
 
 CEILING_CHANNELS = 512
 #: Deep enough that the layout conversions and the input's quantization at the graph's ends are amortized as in a
 #: network: with four layers they were 16% of the int8 ceiling's time on AMX (docs/benchmark.md).
 CEILING_LAYERS = 12
-#: int8: seeded random calibration inputs of this side (the IR is shape-generic; ranges do not depend on the size,
-#: and NNCF's statistics and bias correction on small maps cost about a second).
+#: int8: seeded random calibration inputs of this side (ranges do not depend on the size; small maps are quick).
 CALIBRATION_INPUTS, CALIBRATION_SIDE = 2, 16
 
 
 def ceiling_runtimes(requested: Sequence[str], device: str) -> List[str]:
-    """Every fp32 runtime that serves ``device`` and is installed (the fp32 ceiling is the fastest, requested or
-    not), then each requested runtime of another precision (bf16, int8) that serves it."""
+    """Every installed fp32 runtime serving ``device`` (the fastest is the ceiling), then the requested others."""
     kind = device.split(':')[0]
     fp32 = [name for name, spec in RUNTIMES.items()
             if spec.precision == 'fp32' and kind in spec.devices and spec.installed()]
@@ -39,16 +35,14 @@ def conv_stack(channels: int = CEILING_CHANNELS, layers: int = CEILING_LAYERS) -
 
 
 def ceiling_input(shape: Tuple[int, int], batch: int, device: str) -> Tuple[Tensor, float]:
-    """The stack's input and its GMACs per call. The map is the input at output stride 8 (90x90 for 713x713), at
-    least 64x64 so that small inputs still measure a compute-bound conv."""
+    """The stack's input, the model input at output stride 8 (at least 64x64: still compute-bound), and its GMACs."""
     h, w = (max(64, math.ceil(s / 8)) for s in shape)
     x = torch.randn(batch, CEILING_CHANNELS, h, w, generator=torch.Generator().manual_seed(0)).to(device)
     return x, CEILING_LAYERS * batch * CEILING_CHANNELS * CEILING_CHANNELS * 9 * h * w / 1e9
 
 
 def ceiling_network(runtime: str, x: Tensor) -> Callable[[Tensor], Tensor]:
-    """The seeded ``conv_stack`` prepared for ``runtime`` (one of ``ceiling_runtimes``); int8 is quantized by NNCF
-    on ``CALIBRATION_INPUTS`` seeded random inputs and traced on a small one too (seconds, not tens)."""
+    """The seeded ``conv_stack`` prepared for ``runtime``; int8 is calibrated and traced on small random inputs."""
     stack = conv_stack(x.shape[1])
     if runtime != INT8_RUNTIME:
         return prepare(stack.to(x.device), runtime, x)

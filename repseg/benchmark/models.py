@@ -1,6 +1,5 @@
-"""The benchmarked segmentors in train, deploy or baseline form, with seeded weights (speed does not depend on the
-values) and calibrated BN statistics: uncalibrated random nets shrink or blow up, and tiny values turn into slow
-denormals on CPUs."""
+"""The benchmarked segmentors in train, deploy or baseline form, with seeded weights (speed does not depend on them)
+and calibrated BN statistics: uncalibrated random nets blow up or shrink into slow denormals on CPUs."""
 import os.path as osp
 from typing import Any, Dict, List, Tuple
 
@@ -13,19 +12,25 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from repseg.apis import init_segmentor, model_config
 from repseg.models import SegLogits, reparameterize
 from repseg.models.utils import fuse_conv_bn_pairs
-from repseg.quantization.folder import FOLDER_FILES
+from repseg.pruning import PRUNED_CONFIG
+from repseg.quantization.calibration import street_frames
+from repseg.quantization.pipeline import FOLDER_FILES
+from repseg.quantization.ptq import quantize_model, weight_bytes
 from repseg.quantization.segmentor import SEGMENTOR_TYPE
 from repseg.runtime import FOLDER_FORMS, get_runtime
-from .int8 import INT8_RUNTIME
+from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
 
-#: The forms ``to_form`` builds; a tools/quantize.py folder (DIR/int8_config.py + DIR/int8.pth, or bf16_...) is
-#: measured as it is, its form being its precision (``FOLDER_FORMS``).
+#: The forms ``to_form`` builds; a tools/quantize.py folder is measured as it is, its form being its precision.
 FORMS = ('train', 'deploy', 'baseline')
 #: The precisions a row can compute in, the reference first.
 PRECISIONS = ('fp32', 'bf16', 'int8')
-#: A folder's config file name -> its form.
-FOLDER_CONFIGS = {files[0]: form for form, files in FOLDER_FILES.items()}
+#: Config file names that a folder tool writes (quantized and pruned): such a model is named after its folder.
+FOLDER_CONFIGS = {files[0] for files in FOLDER_FILES.values()} | {PRUNED_CONFIG}
 
+#: The benchmark's on-the-fly int8 runtime: the fp32 OpenVINO model quantized by NNCF on street frame crops, one
+#: more held out for parity (deployable int8 folders come from tools/quantize.py).
+INT8_RUNTIME = 'openvino_int8'
+CALIBRATION_FRAMES = 4
 #: The default line-up: the paper's four RepVGG PSPNets (Table 8) and MMSegmentation's ResNet PSPNets.
 DEFAULT_CONFIGS = (
     'configs/pspnet_repvgg_b1g2_fast.py',
@@ -38,16 +43,14 @@ DEFAULT_CONFIGS = (
 
 
 def model_name(config: str) -> str:
-    """Short name of a config: its file name without '.py' and without the '_cityscapes_713x713' recipe suffix;
-    for a quantized folder's ``int8_config.py`` or ``bf16_config.py``, the folder's name."""
+    """The config's file name without '.py' and the recipe suffix; for a folder tool's config, the folder's name."""
     if osp.basename(config) in FOLDER_CONFIGS:
         return osp.basename(osp.dirname(osp.abspath(config)))
     return osp.splitext(osp.basename(config))[0].replace('_cityscapes_713x713', '')
 
 
 def load_model_cfg(config: str) -> Config:
-    """The config ready to build its model on one device (``repseg.apis.model_config``: SyncBN as BN, no
-    pretrained weights; the baselines name 'open-mmlab://...' files that cannot be fetched here)."""
+    """The config's model without pretrained weights (the baselines' 'open-mmlab://...' files cannot be fetched)."""
     cfg = model_config(config)
     if 'backbone' in cfg.model:
         cfg.model.backbone.pop('pretrained', None)
@@ -55,8 +58,7 @@ def load_model_cfg(config: str) -> Config:
 
 
 def folder_form(model: Any) -> str:
-    """The form of a tools/quantize.py folder's ``model`` config: its IR's precision (``model.ir.precision``; int8
-    folders written before bf16 ones existed say nothing and are int8)."""
+    """A folder's form: its ``model.ir.precision`` (int8 folders written before bf16 ones existed say nothing)."""
     precision = (model.get('ir') or {}).get('precision', 'int8')
     if precision not in FOLDER_FORMS:
         raise ValueError(f'{SEGMENTOR_TYPE} model.ir.precision={precision!r}: expected one of '
@@ -65,28 +67,28 @@ def folder_form(model: Any) -> str:
 
 
 def runtime_precision(runtime: str, form: str = '') -> str:
-    """The precision a row computes in (one of ``PRECISIONS``): a folder's own (its form), 'int8' for the benchmark's
-    int8 runtime, else the registered runtime's. Every ratio and ceiling of the benchmark is taken within one."""
+    """The precision a row computes in (a folder's form, else its runtime's): every ratio is taken within one."""
     if form in FOLDER_FORMS:
         return form
     return 'int8' if runtime == INT8_RUNTIME else get_runtime(runtime).precision
 
 
 def expand_specs(configs: List[str]) -> List[Tuple[str, str]]:
-    """(config, form): train + deploy form for RepVGG configs, the folder's precision for quantized folders, the
-    conv-BN-fused baseline form for every other segmentor."""
+    """(config, form): train + deploy form for RepVGG configs (deploy alone for a deploy config, e.g. a pruned one),
+    the folder's precision for quantized folders, the conv-BN-fused baseline form for every other segmentor."""
     specs = []
     for config in configs:
         model = load_model_cfg(config).model
-        forms = (('train', 'deploy') if (model.get('backbone') or {}).get('type') == 'RepVGG' else
+        backbone = model.get('backbone') or {}
+        forms = (('deploy',) if backbone.get('deploy') else
+                 ('train', 'deploy') if backbone.get('type') == 'RepVGG' else
                  (folder_form(model),) if model.get('type') == SEGMENTOR_TYPE else ('baseline',))
         specs.extend((config, form) for form in forms)
     return specs
 
 
 def load_quantized(config: str, form: str = 'int8') -> nn.Module:
-    """The segmentor of a tools/quantize.py folder of precision ``form``: its config with the checkpoint of that
-    precision beside it (``int8.pth``, ``bf16.pth``), in its own network."""
+    """The segmentor of a tools/quantize.py folder of precision ``form``, with the checkpoint beside its config."""
     if form not in FOLDER_FILES:
         raise ValueError(f'form={form!r}: expected a folder form, one of {", ".join(FOLDER_FILES)}')
     name = FOLDER_FILES[form][1]
@@ -98,8 +100,7 @@ def load_quantized(config: str, form: str = 'int8') -> nn.Module:
 
 
 def seeded_segmentor(config: str, seed: int = 0) -> nn.Module:
-    """The config's segmentor in eval mode with seeded weights (train form for RepVGG), BN statistics from one random
-    batch (of 2: pooled 1x1 maps need two values) and some spread in the BN affine parameters (exercises fusion)."""
+    """The config's segmentor, seeded, eval mode, BN statistics from a random batch of 2 and spread BN affines."""
     torch.manual_seed(seed)
     segmentor = MODELS.build(load_model_cfg(config).model)
     gen = torch.Generator().manual_seed(seed)
@@ -118,8 +119,7 @@ def seeded_segmentor(config: str, seed: int = 0) -> nn.Module:
 
 
 def to_form(segmentor: nn.Module, form: str) -> nn.Module:
-    """Convert a built segmentor in place: 'train' keeps it, 'deploy' re-parameterizes RepVGG blocks and fuses the
-    remaining conv-BN pairs (PSP head), 'baseline' fuses conv-BN pairs (the paper's treatment of ResNets)."""
+    """Convert in place: 'deploy' re-parameterizes RepVGG blocks; 'deploy' and 'baseline' fuse conv-BN pairs."""
     if form not in FORMS:
         raise ValueError(f'form={form!r}: expected one of {", ".join(FORMS)}')
     if form == 'deploy':
@@ -130,8 +130,7 @@ def to_form(segmentor: nn.Module, form: str) -> nn.Module:
 
 
 def network_state(network: SegLogits) -> Dict[str, Tensor]:
-    """The tensors the measured network computes with: the segmentor's, less the auxiliary head (training only), or
-    the backbone's alone for ``part='backbone'``."""
+    """The tensors the measured network computes with (no auxiliary head: it is for training)."""
     keep = 'backbone.' if network.part == 'backbone' else ''
     return {k: v for k, v in network.segmentor.state_dict().items()
             if k.startswith(keep) and not k.startswith('auxiliary_head.')}
@@ -144,3 +143,19 @@ def count_params(network: SegLogits) -> int:
 
 def weight_mb(network: SegLogits) -> float:
     return sum(t.numel() * t.element_size() for t in network_state(network).values()) / 2**20
+
+
+def calibration_frames(segmentor: nn.Module, shape: Tuple[int, int]) -> Tuple[List[Tensor], Tensor, str]:
+    """``INT8_RUNTIME``'s calibration crops, one held-out crop and where they come from."""
+    pre = segmentor.data_preprocessor
+    frames, source = street_frames(tuple(shape), CALIBRATION_FRAMES + 1, mean=pre.mean.flatten().tolist(),
+                                   std=pre.std.flatten().tolist(), bgr_to_rgb=bool(pre.channel_conversion))
+    return frames[:-1], frames[-1], f'{CALIBRATION_FRAMES} {source}'
+
+
+def prepare_int8(model: nn.Module, example: Tensor, calibration: List[Tensor]) -> OpenVINONetwork:
+    """int8 OpenVINO network of ``model`` calibrated on ``calibration``, with the fp32 and int8 ``weight_bytes``."""
+    fp32 = convert_module(model, example)
+    run = OpenVINONetwork(quantize_model(fp32, [c.cpu() for c in calibration]))
+    run.weight_bytes = {'fp32': weight_bytes(fp32), 'int8': weight_bytes(run.model)}
+    return run

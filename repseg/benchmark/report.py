@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from repseg.quantization.report import markdown as table
 from repseg.runtime import FOLDER_FORMS
 from repseg.utils.io import atomic_write
 from .models import PRECISIONS, runtime_precision
@@ -31,6 +32,10 @@ def _fmt(value: Optional[float], spec: str = '.2f', suffix: str = '') -> str:
     return '-' if value is None else f'{value:{spec}}{suffix}'
 
 
+def _percent(ratio: Optional[float]) -> str:
+    return _fmt(None if ratio is None else 100 * ratio, '.0f', '%')
+
+
 def ceiling_text(recs: List[Dict[str, Any]]) -> str:
     """The dense 3x3-conv ceiling of each precision measured, with the runtimes it is the fastest of."""
     ceiling = next((r for r in recs if 'ceiling_gflops_per_s_by_runtime' in r), None)
@@ -47,8 +52,7 @@ def ceiling_text(recs: List[Dict[str, Any]]) -> str:
 
 
 def precision_label(rec: Dict[str, Any]) -> str:
-    """The row's precision, and what OpenVINO really ran where that differs ('bf16 (ran f32)' on a CPU without
-    bf16)."""
+    """The row's precision, and what OpenVINO really ran where that differs ('bf16 (ran f32)' without bf16)."""
     executed, asked = rec.get('executed_precision'), OPENVINO_PRECISION.get(rec.get('precision', ''))
     return rec.get('precision', '-') + (f' (ran {executed})' if executed and asked and executed != asked else '')
 
@@ -62,6 +66,18 @@ def _parity_cell(r: Dict[str, Any]) -> str:
         return '-'
     verdict = {True: 'ok', False: 'FAIL', None: 'not judged'}[par['passed']]
     return f'{par["max_rel"]:.1e} {verdict}' + (' (vs train)' if r.get('parity') is None else '')
+
+
+def _main_row(r: Dict[str, Any], baselines: List[str]) -> List[str]:
+    cells = [r['model'], r['form'], r['runtime'], precision_label(r)]
+    if 'error' in r:
+        return cells + [f'failed: {r["error"]}']
+    return cells + [f'{r["images_per_s"]:.3g} ({r["images_per_s_min"]:.3g}-{r["images_per_s_max"]:.3g})',
+                    f'{r["latency_ms"]:.0f}', f'{r["peak_mem_mb"]:.0f} (+{r["peak_mem_delta_mb"]:.0f})',
+                    _fmt(r.get('weight_mb'), '.1f'), _fmt(r.get('params_m')), _fmt(r.get('gmacs'), '.1f'),
+                    _fmt(r.get('gflops_per_s'), '.1f'), _percent(r.get('ceiling_ratio')),
+                    _fmt(r.get('speedup_vs_train'), '.2f', 'x'),
+                    *[_fmt(r.get('speed_vs_baseline', {}).get(b), '.2f', 'x') for b in baselines], _parity_cell(r)]
 
 
 def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
@@ -80,25 +96,9 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
               'peak mem MB (+activ.)', 'weights MB', 'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train',
               *[f'vs {b} eager' for b in baselines], 'parity (rel)']
     for part, title in (('model', 'End to end (backbone + PSP head + resize)'), ('backbone', 'Backbone only')):
-        rows = [r for r in recs if r.get('part') == part]
-        if not rows:
-            continue
-        lines += [f'## {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-        for r in rows:
-            if 'error' in r:
-                lines.append(f'| {r["model"]} | {r["form"]} | {r["runtime"]} | {precision_label(r)} | '
-                             f'failed: {r["error"]} |')
-                continue
-            cells = [r['model'], r['form'], r['runtime'], precision_label(r),
-                     f'{r["images_per_s"]:.3g} ({r["images_per_s_min"]:.3g}-{r["images_per_s_max"]:.3g})',
-                     f'{r["latency_ms"]:.0f}', f'{r["peak_mem_mb"]:.0f} (+{r["peak_mem_delta_mb"]:.0f})',
-                     _fmt(r.get('weight_mb'), '.1f'), _fmt(r.get('params_m')), _fmt(r.get('gmacs'), '.1f'),
-                     _fmt(r.get('gflops_per_s'), '.1f'),
-                     _fmt(None if r.get('ceiling_ratio') is None else 100 * r['ceiling_ratio'], '.0f', '%'),
-                     _fmt(r.get('speedup_vs_train'), '.2f', 'x'),
-                     *[_fmt(r.get('speed_vs_baseline', {}).get(b), '.2f', 'x') for b in baselines], _parity_cell(r)]
-            lines.append('| ' + ' | '.join(cells) + ' |')
-        lines.append('')
+        rows = [_main_row(r, baselines) for r in recs if r.get('part') == part]
+        if rows:
+            lines += [f'## {title}', '', table(header, rows), '']
     lines += equal_precision_md(recs) + reduced_md(recs) + profile_md(recs)
     return '\n'.join(lines) + '\n'
 
@@ -110,30 +110,27 @@ def _ratio_runtime(r: Dict[str, Any], ratios: str, runtimes: str, base: str) -> 
 
 
 def equal_precision_md(recs: List[Dict[str, Any]]) -> List[str]:
-    """RepVGG (deploy form, or a folder) against the ResNet baselines at equal precision: per model and precision
-    measured, its fastest runtime against each baseline's fastest runtime in the same precision and in fp32, and its
-    share of that precision's ceiling."""
+    """RepVGG vs the ResNet baselines per model and precision, fastest runtime against fastest runtime."""
     ok = [r for r in recs if 'images_per_s' in r and r['part'] == 'model']
     keys = dict.fromkeys((r['model'], r['form'], r['precision']) for r in ok
                          if r['form'] in ('deploy', *FOLDER_FORMS))
     if not keys:
         return []
     bases = sorted({b for r in ok for b in r.get('speed_vs_baseline_same_precision', {})})
-    lines = ['## RepVGG vs ResNet at equal precision', '',
-             'Each model\'s fastest runtime in each precision; "same precision": over the baseline\'s fastest runtime '
-             'in that precision; "fastest fp32": over its fastest fp32 runtime (the runtime in brackets).', '',
-             '| model | form | precision | fastest runtime | images/s | '
-             + ''.join(f'vs {b} same precision | vs {b} fastest fp32 | ' for b in bases) + 'of its ceiling |',
-             '|' + '---|' * (6 + 2 * len(bases))]
+    header = ['model', 'form', 'precision', 'fastest runtime', 'images/s',
+              *[f'vs {b} {what}' for b in bases for what in ('same precision', 'fastest fp32')], 'of its ceiling']
+    rows = []
     for model, form, precision in keys:
         best = fastest(ok, model, form, 'model', precision)
-        cells = [model, form, precision_label(best), best['runtime'], f'{best["images_per_s"]:.3g}',
-                 *[cell for b in bases for cell in (
-                     _ratio_runtime(best, 'speed_vs_baseline_same_precision', 'baseline_same_precision_runtime', b),
-                     _ratio_runtime(best, 'speed_vs_baseline_fp32_fastest', 'baseline_fp32_fastest_runtime', b))],
-                 _fmt(None if best.get('ceiling_ratio') is None else 100 * best['ceiling_ratio'], '.0f', '%')]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return lines + ['']
+        rows.append([model, form, precision_label(best), best['runtime'], f'{best["images_per_s"]:.3g}',
+                     *[cell for b in bases for cell in (
+                         _ratio_runtime(best, 'speed_vs_baseline_same_precision', 'baseline_same_precision_runtime', b),
+                         _ratio_runtime(best, 'speed_vs_baseline_fp32_fastest', 'baseline_fp32_fastest_runtime', b))],
+                     _percent(best.get('ceiling_ratio'))])
+    return ['## RepVGG vs ResNet at equal precision', '',
+            'Each model\'s fastest runtime in each precision; "same precision": over the baseline\'s fastest runtime '
+            'in that precision; "fastest fp32": over its fastest fp32 runtime (the runtime in brackets).', '',
+            table(header, rows), '']
 
 
 def _reduced_parity(r: Dict[str, Any]) -> str:
@@ -152,47 +149,39 @@ def reduced_md(recs: List[Dict[str, Any]]) -> List[str]:
     if not rows:
         return []
     bases = sorted({b for r in rows for b in r.get('speed_vs_baseline_fp32_fastest', {})})
-    lines = ['## Reduced precision against fp32', '',
-             '| model | form | runtime | precision | vs own fastest fp32 | '
-             + ''.join(f'vs {b} fastest fp32 | ' for b in bases)
-             + 'weights MB fp32 -> this | parity vs fp32 eager | calibration |',
-             '|' + '---|' * (8 + len(bases))]
-    for r in rows:
-        cells = [r['model'], r['form'], r['runtime'], precision_label(r),
-                 f'{_fmt(r.get("speedup_vs_fp32_fastest"), ".2f", "x")} ({r.get("fp32_fastest_runtime", "-")})',
-                 *[_ratio_runtime(r, 'speed_vs_baseline_fp32_fastest', 'baseline_fp32_fastest_runtime', b)
-                   for b in bases],
-                 f'{_fmt(r.get("weight_mb_fp32"), ".1f")} -> {_fmt(r.get("weight_mb"), ".1f")}',
-                 _reduced_parity(r), r.get('calibration', '-')]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return lines + ['']
+    header = ['model', 'form', 'runtime', 'precision', 'vs own fastest fp32', *[f'vs {b} fastest fp32' for b in bases],
+              'weights MB fp32 -> this', 'parity vs fp32 eager', 'calibration']
+    cells = [[r['model'], r['form'], r['runtime'], precision_label(r),
+              f'{_fmt(r.get("speedup_vs_fp32_fastest"), ".2f", "x")} ({r.get("fp32_fastest_runtime", "-")})',
+              *[_ratio_runtime(r, 'speed_vs_baseline_fp32_fastest', 'baseline_fp32_fastest_runtime', b) for b in bases],
+              f'{_fmt(r.get("weight_mb_fp32"), ".1f")} -> {_fmt(r.get("weight_mb"), ".1f")}',
+              _reduced_parity(r), r.get('calibration', '-')] for r in rows]
+    return ['## Reduced precision against fp32', '', table(header, cells), '']
 
 
-def _shares(times: Dict[str, float], total: float, top: int = PROFILE_CELL_TOP) -> str:
-    return ', '.join(f'{name} {100 * ms / total:.0f}%' for name, ms in list(times.items())[:top]) if total else '-'
+def _shares(profile: Dict[str, Any], key: str, top: int = PROFILE_CELL_TOP) -> str:
+    """The largest entries of ``profile[key]`` as shares of the profiled call's time."""
+    total, times = profile['total_ms'], list(profile[key].items())[:top]
+    return ', '.join(f'{name} {100 * ms / total:.0f}%' for name, ms in times) if total else '-'
 
 
 def profile_md(recs: List[Dict[str, Any]]) -> List[str]:
-    """``--profile``: per OpenVINO row, one call's time by layer type and by kernel (exec type), beside the kernels
-    of its precision's ceiling: a conv that runs another kernel than the ceiling's, or time in reorders and
-    FakeQuantize, is where an int8 model falls short of the int8 ceiling."""
+    """``--profile``: per OpenVINO row, one call's time by layer type and kernel, beside its precision's ceiling's
+    kernels (another conv kernel, or time in reorders, is where a model falls short of its ceiling)."""
     rows = [r for r in recs if r.get('profile')]
     if not rows:
         return []
-    lines = ['## Where the time goes', '',
-             'One profiled call (OpenVINO PERF_COUNT, the model compiled once more): the share of the layers\' summed '
-             'time by layer type and by kernel, the largest first.', '',
-             '| model | form | runtime | part | precision | layers ms | by layer type | by kernel | '
-             'ceiling (runtime): by kernel |', '|' + '---|' * 9]
+    cells = []
     for r in rows:
         prof, ceiling = r['profile'], r.get('ceiling_profile')
-        ceiling_s = '-' if not ceiling else (f'({r["ceiling_runtime"]}) '
-                                             + _shares(ceiling['by_exec_type'], ceiling['total_ms']))
-        cells = [r['model'], r['form'], r['runtime'], r['part'], precision_label(r), f'{prof["total_ms"]:.1f}',
-                 _shares(prof['by_node_type'], prof['total_ms']), _shares(prof['by_exec_type'], prof['total_ms']),
-                 ceiling_s]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return lines + ['']
+        ceiling_s = '-' if not ceiling else f'({r["ceiling_runtime"]}) {_shares(ceiling, "by_exec_type")}'
+        cells.append([r['model'], r['form'], r['runtime'], r['part'], precision_label(r), f'{prof["total_ms"]:.1f}',
+                      _shares(prof, 'by_node_type'), _shares(prof, 'by_exec_type'), ceiling_s])
+    header = ['model', 'form', 'runtime', 'part', 'precision', 'layers ms', 'by layer type', 'by kernel',
+              'ceiling (runtime): by kernel']
+    return ['## Where the time goes', '',
+            'One profiled call (OpenVINO PERF_COUNT, the model compiled once more): the share of the layers\' summed '
+            'time by layer type and by kernel, the largest first.', '', table(header, cells), '']
 
 
 def chart(recs: List[Dict[str, Any]], meta: Dict[str, Any], handle) -> None:
@@ -202,19 +191,17 @@ def chart(recs: List[Dict[str, Any]], meta: Dict[str, Any], handle) -> None:
     import matplotlib.pyplot as plt
     rows = [r for r in recs if r.get('part') == 'model' and 'images_per_s' in r]
     colors = {'train': '#999999', 'deploy': '#1f77b4', 'baseline': '#d62728', 'int8': '#2ca02c', 'bf16': '#9467bd'}
-    labels = [f'{r["model"].replace("pspnet_", "")} {r["form"]} {r["runtime"]}' for r in rows]
+    color, ys = [colors[r['form']] for r in rows], range(len(rows))
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * max(len(rows), 4) + 1.5), sharey=True)
-    ys = range(len(rows))
-    speed = [r['images_per_s'] for r in rows]
-    err = [[r['images_per_s'] - r['images_per_s_min'] for r in rows],
-           [r['images_per_s_max'] - r['images_per_s'] for r in rows]]
-    color = [colors[r['form']] for r in rows]
-    axes[0].barh(ys, speed, xerr=err, color=color)
+    axes[0].barh(ys, [r['images_per_s'] for r in rows], color=color,
+                 xerr=[[r['images_per_s'] - r['images_per_s_min'] for r in rows],
+                       [r['images_per_s_max'] - r['images_per_s'] for r in rows]])
     axes[0].set_xlabel('images/s (median, min-max)')
     axes[1].barh(ys, [r['peak_mem_mb'] for r in rows], color=color)
     axes[1].set_xlabel('peak memory MB')
     axes[0].set_yticks(list(ys))
-    axes[0].set_yticklabels(labels, fontsize=8)
+    axes[0].set_yticklabels([f'{r["model"].replace("pspnet_", "")} {r["form"]} {r["runtime"]}' for r in rows],
+                            fontsize=8)
     axes[0].invert_yaxis()
     fig.suptitle(f'{meta.get("machine", "")}: {meta["shape"][0]}x{meta["shape"][1]}, batch {meta["batch"]}',
                  fontsize=10)

@@ -6,15 +6,14 @@ import statistics
 import subprocess
 import sys
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from repseg.runtime import FOLDER_FORMS, RUNTIMES, check_runtimes
 from repseg.utils import cpu_isa
 from .ceiling import ceiling_runtime_by_precision
-from .int8 import INT8_RUNTIME
-from .models import expand_specs, model_name, runtime_precision
+from .models import INT8_RUNTIME, expand_specs, model_name, runtime_precision
 
 INT8_RUNTIMES = frozenset({INT8_RUNTIME})
 BACKBONE_CHOICES = ('auto', 'all', 'none')
@@ -37,8 +36,7 @@ class Job:
         return f'{model_name(self.config)}.{self.form}.{self.runtime}{"" if self.part == "model" else ".backbone"}'
 
     @property
-    def precision(self) -> Optional[str]:
-        """The precision the model computes in (None for the ceiling, which measures several)."""
+    def precision(self) -> Optional[str]:  # None for the ceiling, which measures several
         return None if self.kind == 'ceiling' else runtime_precision(self.runtime, self.form)
 
 
@@ -68,10 +66,9 @@ class Worker:
         try:
             self.proc.stdin.write(json.dumps(message) + '\n')
             self.proc.stdin.flush()
+            reply = self._receive()
         except OSError:  # BrokenPipeError included
-            self.fail('worker died')
-            return {}
-        reply = self._receive()
+            reply = {}
         if not reply:
             self.fail('worker died')
         return reply
@@ -96,11 +93,9 @@ class Worker:
 
 
 def plan_jobs(configs: Sequence[str], runtimes: Sequence[str], backbone: str = 'auto') -> List[Job]:
-    """Train forms run eager only (the training-time model: the reference for the deploy speedup), quantized folders
-    (``int8_config.py``, ``bf16_config.py``) in OpenVINO only; deploy and baseline forms run every requested runtime.
-    ``backbone``: which deploy backbones are also measured alone (for the 3x3-conv ceiling ratio): 'auto' the first
-    RepVGG config's, 'all', or 'none' (each costs a worker per runtime).
-    """
+    """Train forms run eager only (the reference for the deploy speedup), quantized folders in OpenVINO only, the
+    others every requested runtime; ``backbone``: which deploy backbones are also measured alone (for the ceiling
+    ratio): 'auto' the first RepVGG config's, 'all' or 'none'."""
     if backbone not in BACKBONE_CHOICES:
         raise ValueError(f'backbone={backbone!r}: expected one of {", ".join(BACKBONE_CHOICES)}')
     specs = expand_specs(list(configs))
@@ -115,9 +110,7 @@ def plan_jobs(configs: Sequence[str], runtimes: Sequence[str], backbone: str = '
 
 
 def ceiling_request(jobs: Sequence[Job]) -> List[str]:
-    """The runtimes whose precision the ceiling must cover: those the model jobs run, and for each folder precision
-    a runtime of that precision this CPU offers (``openvino_int8``, ``openvino_bf16``), so that a folder row has a
-    ceiling of its own precision too."""
+    """The ceiling's runtimes: the model jobs' own, plus one offered runtime per folder precision."""
     runs = [job.runtime for job in jobs if job.kind == 'model' and job.form not in FOLDER_FORMS]
     offered = [INT8_RUNTIME, *(name for name, spec in RUNTIMES.items() if spec.offered())]
     for precision in dict.fromkeys(job.form for job in jobs if job.form in FOLDER_FORMS):
@@ -129,8 +122,7 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
                   repeats: int = 5, device: str = 'cpu', runtimes: Sequence[str] = ('eager',),
                   backbone: str = 'auto', warmup: int = 1, threads: Optional[int] = None,
                   seed: int = 0, profile: bool = False, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
-    """Measure every model and return the records (see ``records``); the caller writes the reports. ``profile``:
-    after the timed calls, each OpenVINO network (and ceiling) records where one call spends its time."""
+    """Measure every model and return the records; ``profile``: also where one OpenVINO call spends its time."""
     runtimes = check_runtimes(runtimes, extra=INT8_RUNTIMES)
     _check_args(shape, batch, repeats, device, warmup)
     configs = [str(Path(c).resolve()) if Path(c).is_file() else c for c in configs]
@@ -148,8 +140,7 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
         for i, worker in enumerate(workers):
             job = worker.job
             key = (job.config, job.form, job.part)
-            payload = dict(kind=job.kind, config=job.config, form=job.form, runtime=job.runtime, part=job.part,
-                           shape=list(shape), batch=batch, device=device, threads=threads, seed=seed,
+            payload = dict(asdict(job), shape=list(shape), batch=batch, device=device, threads=threads, seed=seed,
                            warmup=warmup, count_macs=key not in macs, profile=profile,
                            reparam_check=job.form == 'deploy' and key not in checked_reparam,
                            **({'runtimes': ceiling_runs} if job.kind == 'ceiling' else {}))
@@ -179,43 +170,34 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
 
 def records(workers: List[Worker], shape: Tuple[int, int], batch: int, device: str, threads: int,
             repeats: int) -> List[Dict[str, Any]]:
-    """One record per measured model and runtime, with its precision, ratios to the ceiling of that precision, the
-    train form and the baselines (``add_ratios``)."""
-    ceiling = next((w for w in workers if w.job.kind == 'ceiling'), None)
-    ceiling_by_runtime = {}
-    if ceiling and not ceiling.error and ceiling.times:
-        ceiling_by_runtime = {name: 2 * ceiling.info['gmacs'] / statistics.median(t)
-                              for name, t in ceiling.times.items()}
+    """One record per measured model and runtime, with its precision and ratios (``_add_ceiling``, ``add_ratios``)."""
+    ceiling = next((w for w in workers if w.job.kind == 'ceiling' and not w.error), None)
+    by_runtime = ({name: 2 * ceiling.info['gmacs'] / statistics.median(t) for name, t in ceiling.times.items()}
+                  if ceiling else {})
     common = dict(shape=list(shape), batch=batch, device=device, threads=threads, repeats=repeats, cpu_isa=cpu_isa())
     out = []
-    for worker in workers:
-        job = worker.job
-        if job.kind == 'ceiling':
-            continue
+    for worker in (w for w in workers if w.job.kind != 'ceiling'):
+        job, times = worker.job, worker.times.get('model')
         rec: Dict[str, Any] = dict(model=model_name(job.config), config=_rel(job.config), form=job.form,
                                    runtime=job.runtime, precision=job.precision, part=job.part, **common)
-        if worker.error or not worker.times.get('model'):
+        if worker.error or not times:
             rec['error'] = worker.error or 'no timing'
-            out.append(rec)
-            continue
-        times = worker.times['model']
-        per_image = [batch / t for t in times]
-        rec.update(images_per_s=statistics.median(per_image), images_per_s_min=min(per_image),
-                   images_per_s_max=max(per_image), latency_ms=1000 * statistics.median(times),
-                   latency_ms_all=[1000 * t for t in times])
-        rec.update({k: v for k, v in worker.info.items() if k not in rec})
-        if 'gmacs' in rec:
-            rec['gflops_per_s'] = 2 * rec['gmacs'] * rec['images_per_s']
-            _add_ceiling(rec, ceiling_by_runtime, ceiling.info if ceiling else {})
+        else:
+            per_image = [batch / t for t in times]
+            rec.update(images_per_s=statistics.median(per_image), images_per_s_min=min(per_image),
+                       images_per_s_max=max(per_image), latency_ms=1000 * statistics.median(times),
+                       latency_ms_all=[1000 * t for t in times])
+            rec.update({k: v for k, v in worker.info.items() if k not in rec})
+            if 'gmacs' in rec:
+                rec['gflops_per_s'] = 2 * rec['gmacs'] * rec['images_per_s']
+                _add_ceiling(rec, by_runtime, ceiling.info if ceiling else {})
         out.append(rec)
     add_ratios(out)
     return out
 
 
 def _add_ceiling(rec: Dict[str, Any], by_runtime: Dict[str, float], info: Dict[str, Any]) -> None:
-    """The ceilings of every precision, and the row's share of its own precision's (none when that precision's
-    ceiling was not measured: an fp32 ceiling would flatter a bf16 or int8 row), with the runtime it is the fastest
-    in and, profiled, where that runtime's call spends its time."""
+    """Every precision's ceiling and the row's share of its own (none unmeasured: fp32's would flatter bf16 or int8)."""
     if not by_runtime:
         return
     best = ceiling_runtime_by_precision(by_runtime)
@@ -240,9 +222,9 @@ def fastest(recs: Sequence[Dict[str, Any]], model: str, form: str, part: str,
 
 
 def add_ratios(recs: List[Dict[str, Any]]) -> None:
-    """Speed ratios, each within one precision or named by it: a non-fp32 row against its own fastest fp32 runtime
-    (``speedup_vs_fp32_fastest``); deploy against train; every end-to-end row against each baseline's stock eager
-    run, the same runtime, the fastest runtime of the same precision and the fastest fp32 one."""
+    """Speed ratios, each within one precision or named by it: a non-fp32 row against its own fastest fp32 runtime;
+    deploy against train; every end-to-end row against each baseline's eager, same-runtime, fastest same-precision
+    and fastest fp32 rows."""
     ok = [r for r in recs if 'images_per_s' in r]
 
     def find(model: str, form: str, runtime: str, part: str) -> Optional[Dict[str, Any]]:
@@ -263,14 +245,9 @@ def add_ratios(recs: List[Dict[str, Any]]) -> None:
                                                if train['peak_mem_delta_mb'] else None)
         if rec['part'] != 'model':
             continue
-        rec['speed_vs_baseline'], rec['speed_vs_baseline_same_runtime'] = {}, {}
-        for base in baselines:
-            stock = find(base, 'baseline', 'eager', 'model')
-            if stock:
-                rec['speed_vs_baseline'][base] = rec['images_per_s'] / stock['images_per_s']
-            same = find(base, 'baseline', rec['runtime'], 'model')
-            if same:
-                rec['speed_vs_baseline_same_runtime'][base] = rec['images_per_s'] / same['images_per_s']
+        for key, runtime in (('speed_vs_baseline', 'eager'), ('speed_vs_baseline_same_runtime', rec['runtime'])):
+            rows = {base: find(base, 'baseline', runtime, 'model') for base in baselines}
+            rec[key] = {base: rec['images_per_s'] / row['images_per_s'] for base, row in rows.items() if row}
         if rec['form'] != 'train':
             _add_baseline_best(rec, ok, baselines, rec['precision'], 'same_precision')
             _add_baseline_best(rec, ok, baselines, 'fp32', 'fp32_fastest')
@@ -278,8 +255,7 @@ def add_ratios(recs: List[Dict[str, Any]]) -> None:
 
 def _add_baseline_best(rec: Dict[str, Any], ok: List[Dict[str, Any]], baselines: List[str], precision: str,
                        name: str) -> None:
-    """``speed_vs_baseline_<name>`` {baseline: ratio} and ``baseline_<name>_runtime`` {baseline: runtime}: against
-    each baseline's fastest runtime of ``precision``."""
+    """``speed_vs_baseline_<name>`` and ``baseline_<name>_runtime``: against each baseline's fastest ``precision``."""
     ratios, runtimes = {}, {}
     for base in baselines:
         best = fastest(ok, base, 'baseline', 'model', precision)
@@ -307,7 +283,3 @@ def _rel(path: str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:
         return path
-
-
-__all__ = ['BACKBONE_CHOICES', 'INT8_RUNTIMES', 'Job', 'add_ratios', 'ceiling_request', 'fastest', 'plan_jobs',
-           'records', 'run_benchmark']

@@ -1,33 +1,30 @@
-"""Child process that holds one measured model (or the conv ceiling) and answers timing requests: one per model and
-runtime, so that peak memory is that model's alone and models never share caches or allocator state. The job is one
-JSON argument; requests ({"cmd": "time", "n": N}, {"cmd": "finish"}) are JSON lines on stdin, replies JSON lines on
-the original stdout (everything libraries print goes to stderr, the log). With ``profile`` in the job, the finish
-reply adds where an OpenVINO network spends one call (``profile_network``).
-"""
+"""Child process holding one measured model (or the ceiling): its peak memory is its own, no caches are shared. The
+job is one JSON argument; requests ({"cmd": "time", "n": N}, {"cmd": "finish"}) and replies are JSON lines."""
+import ctypes
+import gc
 import json
 import os
+import resource
 import sys
 import warnings
 from collections import defaultdict
+from contextlib import suppress
 from typing import Any, Dict, Optional, TextIO, Tuple
 
 import torch
 from torch import Tensor
 
-from repseg.models import SegLogits
+from repseg.models import SegLogits, count_macs
 from repseg.runtime import FOLDER_FORMS, OpenVINONetwork, prepare
 from repseg.runtime.openvino_runtime import require_openvino
 from repseg.utils import LOGIT_RTOL, compare_logits, timed_calls
 from .ceiling import ceiling_input, ceiling_network, ceiling_runtimes
-from .complexity import count_macs
-from .int8 import INT8_RUNTIME, calibration_frames, prepare_int8
-from .memory import PeakMemory
-from .models import count_params, load_quantized, runtime_precision, seeded_segmentor, to_form, weight_mb
+from .models import (INT8_RUNTIME, calibration_frames, count_params, load_quantized, prepare_int8, runtime_precision,
+                     seeded_segmentor, to_form, weight_mb)
 
 
 def _parity(name: str, output, reference, judged: bool = True) -> Dict[str, Any]:
-    """The logit rule of ``compare_logits`` (argmax agreement recorded, not judged: the benchmark's random inputs
-    are small and have near-ties, where one flipped pixel is already 0.02%); ``judged=False`` records only."""
+    """``compare_logits``, argmax not judged (random inputs' near-ties); ``judged=False``: logits not judged either."""
     return compare_logits(name, reference, output, rtol=LOGIT_RTOL if judged else None, min_agreement=0.0).as_dict()
 
 
@@ -36,8 +33,7 @@ PROFILE_TOP = 8
 
 
 def openvino_network(run: Any) -> Optional[OpenVINONetwork]:
-    """The OpenVINO network behind a prepared runner: the runner itself, or a folder segmentor's (compiled by its first
-    call); None for other runtimes."""
+    """The OpenVINO network behind a prepared runner (a folder segmentor's once called), or None."""
     if isinstance(run, OpenVINONetwork):
         return run
     network = getattr(getattr(getattr(run, 'segmentor', None), 'network', None), '_network', None)
@@ -45,34 +41,29 @@ def openvino_network(run: Any) -> Optional[OpenVINONetwork]:
 
 
 def executed_info(run: Any) -> Dict[str, str]:
-    """``executed_precision``: what an OpenVINO network really compiled its float layers in ('f32' or 'bf16'; a bf16
-    request runs in f32 on a CPU without bf16), so that such a row shows it; nothing for other runtimes."""
+    """``executed_precision``: what an OpenVINO network really runs its float layers in (f32 for bf16 without bf16)."""
     network = openvino_network(run)
     return {'executed_precision': network.executed_precision} if network else {}
 
 
 def profile_network(network: OpenVINONetwork, x: Tensor, top: int = PROFILE_TOP) -> Dict[str, Any]:
-    """Where one call spends its time: the same model compiled once more with PERF_COUNT (the timed network stays
-    unprofiled), a warm-up call and a profiled one, the executed layers' real time summed by node type (Convolution,
-    FakeQuantize, Reorder, ...) and by exec type (the kernel picked: jit_avx2_I8 against ref_any_f32), top first."""
+    """One call's executed layer time by node type and by kernel, top first, from a PERF_COUNT compile of its own."""
     compiled = require_openvino().Core().compile_model(network.model, 'CPU', {**network.options, 'PERF_COUNT': True})
     profiled = OpenVINONetwork.from_compiled(compiled)
     with torch.inference_mode():
         profiled(x)
         profiled(x)
+    executed = [layer for layer in profiled.request.get_profiling_info() if layer.status == layer.Status.EXECUTED]
     by_type: Dict[str, float] = defaultdict(float)
     by_exec: Dict[str, float] = defaultdict(float)
-    layers = 0
-    for layer in profiled.request.get_profiling_info():
-        if layer.status == layer.Status.EXECUTED:
-            ms = layer.real_time.total_seconds() * 1e3
-            by_type[layer.node_type] += ms
-            by_exec[layer.exec_type] += ms
-            layers += 1
+    for layer in executed:
+        ms = layer.real_time.total_seconds() * 1e3
+        by_type[layer.node_type] += ms
+        by_exec[layer.exec_type] += ms
 
     def ranked(times: Dict[str, float]) -> Dict[str, float]:
         return dict(sorted(times.items(), key=lambda item: -item[1])[:top])
-    return {'total_ms': sum(by_type.values()), 'layers': layers, 'by_node_type': ranked(by_type),
+    return {'total_ms': sum(by_type.values()), 'layers': len(executed), 'by_node_type': ranked(by_type),
             'by_exec_type': ranked(by_exec)}
 
 
@@ -88,22 +79,18 @@ def setup_folder(job: Dict[str, Any], x: Tensor):
 
 def setup_model(job: Dict[str, Any]):
     """Build, convert, count, check parity and warm up; returns (run, x, info)."""
-    device = job['device']
-    int8 = job['runtime'] == INT8_RUNTIME
-    x = torch.randn(job['batch'], 3, *job['shape'], generator=torch.Generator().manual_seed(job['seed'] + 1))
-    x = x.to(device)
+    device, int8 = job['device'], job['runtime'] == INT8_RUNTIME
+    x = torch.randn(job['batch'], 3, *job['shape'], generator=torch.Generator().manual_seed(job['seed'] + 1)).to(device)
     if job['form'] in FOLDER_FORMS:
         return setup_folder(job, x)
     segmentor = seeded_segmentor(job['config'], job['seed']).to(device)
-    info: Dict[str, Any] = {}
     train_out = None
     if job['form'] == 'deploy' and job.get('reparam_check'):
         with torch.inference_mode():
             train_out = SegLogits(segmentor, part=job['part']).eval()(x)
     to_form(segmentor, job['form'])
     model = SegLogits(segmentor, part=job['part']).eval()
-    info['params_m'] = count_params(model) / 1e6
-    info['weight_mb'] = weight_mb(model)
+    info: Dict[str, Any] = {'params_m': count_params(model) / 1e6, 'weight_mb': weight_mb(model)}
     if job.get('count_macs'):
         info.update(count_macs(model, x))
     reference = None
@@ -142,10 +129,8 @@ CEILING_TURN_S = 0.25
 
 
 def setup_ceiling(job: Dict[str, Any]):
-    """The conv stack in each of ``ceiling_runtimes`` of the job's runtimes, each timed call repeated to last about
-    ``CEILING_TURN_S`` (one stack is short); returns (fns, calls per turn, info, {runtime: (network, input)} of its
-    OpenVINO networks). A runtime that fails to prepare is recorded in ``info['failed']``: a bf16 or int8 failure
-    must not cost the fp32 ceiling."""
+    """The conv stack in each of ``ceiling_runtimes``, each timed call about ``CEILING_TURN_S``: (fns, calls per turn,
+    info, OpenVINO targets); a runtime that fails is recorded, so that bf16 or int8 cannot cost the fp32 ceiling."""
     device = job['device']
     x, gmacs = ceiling_input(tuple(job['shape']), job['batch'], device)
     networks, failed = {}, {}
@@ -170,8 +155,7 @@ def setup_ceiling(job: Dict[str, Any]):
 
 
 def _profiles(job: Dict[str, Any], targets: Dict[str, Tuple[OpenVINONetwork, Tensor]]) -> Dict[str, Any]:
-    """``profile``: a model's profile, or the ceiling's {runtime: profile}; nothing without OpenVINO networks. A
-    failure is recorded (``profile_error``), never costs the timings."""
+    """``profile`` of the model, or the ceiling's {runtime: profile}; a failure is recorded, never costs the timings."""
     try:
         found = {name: profile_network(net, x) for name, (net, x) in targets.items()}
     except Exception as err:
@@ -179,6 +163,48 @@ def _profiles(job: Dict[str, Any], targets: Dict[str, Tuple[OpenVINONetwork, Ten
     if not found:
         return {}
     return {'profile': found['model'] if job['kind'] == 'model' else found}
+
+
+def rss_kb(field: str) -> int:
+    """A /proc/self/status memory field in KiB (VmRSS: now, VmHWM: peak since the last reset)."""
+    with open('/proc/self/status') as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ':'))
+
+
+class PeakMemory:
+    """Peak memory between ``start`` (after warm-up) and ``stop``, all and above what was resident at ``start``. CPU:
+    VmHWM, reset at ``start`` so that building and compiling do not count; CUDA: ``max_memory_allocated``."""
+
+    def __init__(self, device: str):
+        self.device, self.method, self.base_kb = device, '', 0
+
+    def start(self) -> None:
+        gc.collect()  # and hand freed heap pages back to the OS, so that the baseline is the live state
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
+        if self.device.startswith('cuda'):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base_kb, self.method = torch.cuda.memory_allocated() // 1024, 'cuda max_memory_allocated'
+            return
+        self.base_kb = rss_kb('VmRSS')
+        try:
+            with open('/proc/self/clear_refs', 'w') as handle:
+                handle.write('5')
+            self.method = 'process peak RSS (VmHWM reset after warm-up)'
+        except OSError:
+            self.method = 'process peak RSS over the whole process life (ru_maxrss; VmHWM reset not permitted)'
+
+    def stop(self) -> Dict[str, float]:
+        if self.device.startswith('cuda'):
+            torch.cuda.synchronize()
+            peak_kb = torch.cuda.max_memory_allocated() // 1024
+        elif self.method.startswith('process peak RSS (VmHWM'):
+            peak_kb = rss_kb('VmHWM')
+        else:
+            peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {'peak_mem_mb': peak_kb / 1024, 'peak_mem_delta_mb': max(0, peak_kb - self.base_kb) / 1024,
+                'resident_before_mb': self.base_kb / 1024, 'mem_method': self.method}
 
 
 def _error_line(err: BaseException) -> str:

@@ -1,10 +1,8 @@
 """Key layouts of the RepVGG checkpoint formats we import, and their translation to RepSeg's backbone keys.
 
-RepSeg's keys are the official RepVGG ones (``stage0.rbr_dense.conv.weight``, ``stage3.7.rbr_reparam.bias``, ...),
-so the official format maps to itself; mmpretrain and timm rename the blocks, the branches and the SE layers
-(FACTS.md section 3). The official RepVGGplus code (``repvggplus.py``) keeps the block internals but nests blocks
-in ``stageN.blocks.i`` and splits stage 3 into ``stage3_first`` and ``stage3_second``, which RepSeg keeps as one
-Sequential. Every rule is a table so that a format can be checked against its source at a glance.
+RepSeg's keys are the official RepVGG ones; mmpretrain and timm rename blocks, branches and SE layers (FACTS.md
+section 3); RepVGGplus nests blocks in ``stageN.blocks.i`` and splits stage 3 in two. Every rule is a table, so that
+a format can be checked against its source at a glance.
 """
 import re
 from typing import Dict, List, Optional, Tuple
@@ -82,8 +80,7 @@ def stage3_first_blocks(keys: List[str]) -> int:
 
 
 def map_key(key: str, fmt: str, stage3_first: int = 0) -> Optional[str]:
-    """RepSeg's key for ``key`` of format ``fmt``, or None when the key is not a backbone block key of it.
-    ``stage3_first``: the number of blocks in a RepVGGplus file's ``stage3_first`` (``stage3_first_blocks``)."""
+    """RepSeg's key for ``key`` of ``fmt`` (None: no backbone block key); ``stage3_first``: RepVGGplus' count."""
     for pattern, make_prefix in _BLOCK_PATTERNS[fmt]:
         match = pattern.match(key)
         if match:
@@ -94,8 +91,7 @@ def map_key(key: str, fmt: str, stage3_first: int = 0) -> Optional[str]:
 
 
 def to_repseg_keys(state: Dict[str, Tensor], source: str) -> Tuple[Dict[str, Tensor], str, List[str]]:
-    """A state dict of any known format in RepSeg's backbone keys: (state dict, format, dropped keys). A key that is
-    neither a backbone key nor the classifier raises CheckpointError naming it: nothing is silently ignored."""
+    """(state dict in RepSeg's backbone keys, format, dropped keys); an unknown key raises CheckpointError."""
     state = {re.sub(r'^(module\.)+', '', key): value for key, value in state.items()}  # DDP's prefix
     dropped = []
     if any(key.startswith('backbone.') for key in state):  # a whole model (mmpretrain, or a RepSeg segmentor)

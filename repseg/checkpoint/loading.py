@@ -1,13 +1,7 @@
-"""Read a RepVGG / RepVGGplus checkpoint of any supported format and turn it into RepSeg backbone weights, or load
-it.
-
-Reading is always ``torch.load(weights_only=True)`` (``safe_torch_load``): a file whose pickle would run code is
-refused before anything runs. The arch is detected from keys and shapes alone, against the published archs built on
-the meta device in the classification layout (stride 2 everywhere); shapes matter, as grouped variants (B1 / B1g2 /
-B1g4) share their keys. ``num_batches_tracked`` is ignored (a counter that some files omit). Loading into a backbone
-is strict: a wrong arch or layout fails loudly, naming keys.
-``RepSegPretrainedInit`` runs the loader inside mmengine's ``BaseModule.init_weights``, which keeps mmengine's
-per-parameter init record right (loaded from the file, not "unchanged").
+"""Read a RepVGG / RepVGGplus checkpoint of any supported format (``safe_torch_load``) as RepSeg backbone weights,
+or load it strictly. The arch is detected from keys and shapes alone (grouped variants such as B1 / B1g2 / B1g4
+share their keys), against the published archs built on the meta device; ``num_batches_tracked`` is ignored (some
+files omit that counter).
 """
 import logging
 from collections import Counter
@@ -65,7 +59,7 @@ def mismatches(shapes: Shapes, expected: Shapes) -> List[str]:
 
 
 def display_name(arch: str) -> str:
-    """The official name of a table arch, for messages: 'B2' -> 'RepVGG-B2', 'L2pse' -> 'RepVGGplus-L2pse'."""
+    """'B2' -> 'RepVGG-B2', 'L2pse' -> 'RepVGGplus-L2pse'; other names as they are."""
     return official_name(arch) if arch in ARCH_SETTINGS else arch
 
 
@@ -122,8 +116,7 @@ def _resolve_arch(state: Dict[str, Tensor], deploy: bool, arch: Optional[str], s
 
 def convert_checkpoint(obj: Any, source: str, arch: Optional[str] = None,
                        to_deploy: bool = False) -> Tuple[Dict[str, Tensor], ImportInfo]:
-    """An already loaded checkpoint object -> (RepSeg backbone state dict, ImportInfo); see
-    ``load_backbone_checkpoint``."""
+    """``load_backbone_checkpoint`` of an already loaded checkpoint object."""
     state, fmt, dropped = to_repseg_keys(unwrap_state_dict(obj, source), source)
     form = state_dict_form(state, source)
     arch = _resolve_arch(state, form == 'deploy', arch, source)
@@ -155,11 +148,8 @@ def check_fits_backbone(backbone: nn.Module, state: Dict[str, Tensor], source: s
 
 
 def load_pretrained_backbone(backbone: nn.Module, path: PathLike) -> ImportInfo:
-    """Load a checkpoint of any supported format into a RepSeg ``RepVGG`` backbone, strictly.
-
-    A train-form file is fused when the backbone is deploy-form; a deploy-form file cannot fill a train-form
-    backbone (the branches cannot be recovered). Logs how many tensors were loaded.
-    """
+    """Load a checkpoint of any supported format into a RepSeg ``RepVGG`` backbone strictly, fused if the backbone is
+    deploy-form (a deploy-form file cannot fill a train-form backbone)."""
     source = str(path)
     state, fmt, dropped = to_repseg_keys(unwrap_state_dict(safe_torch_load(path), source), source)
     source_form = state_dict_form(state, source)
@@ -185,7 +175,8 @@ def load_pretrained_backbone(backbone: nn.Module, path: PathLike) -> ImportInfo:
 
 @WEIGHT_INITIALIZERS.register_module(name=INIT_TYPE)
 class RepSegPretrainedInit:
-    """``dict(type='RepSegPretrained', checkpoint=PATH)``: what RepVGG turns its ``Pretrained`` init_cfg into."""
+    """What RepVGG turns its ``Pretrained`` init_cfg into: the loader inside mmengine's ``init_weights``, which keeps
+    mmengine's per-parameter init record right."""
 
     def __init__(self, checkpoint: str, **_ignored):  # map_location / prefix of 'Pretrained': not needed here
         self.checkpoint = checkpoint

@@ -9,14 +9,9 @@ BN_post(BN3'(W3 x) + W1' x + x), BN_post an affine map sp z + bp. Matching the c
     W1'  = W1 * s1 / sp      (the 1x1 BN's scale moved into the kernel)
     bp   = b1 + bid          (the 1x1 and identity BNs' shifts moved into BN_post)
 
-BN_post's running statistics are set to the mean and variance of its input predicted from the source BNs' own
-running statistics (the mean exactly, by linearity; the variance as if the three branches were uncorrelated), and
-its gamma and beta solve for sp and bp, so its eval-mode map is exact whatever the estimate; the estimate only makes
-the first train-mode steps, which normalize by batch statistics, start closer to that map.
-
-Exact (to float rounding) wherever the identity BN's scale is non-zero. Where |sid| < MIN_IDENTITY_SCALE (a dead
-identity channel) sp cannot be sid without dividing by ~0: it is clamped to +-MIN_IDENTITY_SCALE, so that channel's
-pre-activation differs by (sp - sid) * x, at most 2 * MIN_IDENTITY_SCALE * |x|; the loader logs every such block.
+BN_post's gamma and beta solve for sp and bp exactly; its running statistics are its input's mean and variance
+predicted from the source BNs' (they only shape the first train-mode steps). Where |sid| < MIN_IDENTITY_SCALE, sp
+is clamped to +-MIN_IDENTITY_SCALE: that channel differs by at most 2 * MIN_IDENTITY_SCALE * |x| (logged).
 """
 import logging
 from typing import Dict, Tuple
@@ -41,8 +36,7 @@ def _bn(params: Dict[str, Tensor], prefix: str, eps: float) -> Tuple[Tensor, ...
 
 def qarepvgg_block_tensors(params: Dict[str, Tensor], eps: float,
                            min_scale: float = MIN_IDENTITY_SCALE) -> Tuple[Dict[str, Tensor], int]:
-    """One standard train-form block's tensors (block-relative keys) -> QARepVGG tensors, and the number of
-    identity channels clamped (module docstring). SE / post-SE tensors pass through unchanged."""
+    """A standard train-form block's tensors (block-relative keys) -> QARepVGG ones, and the clamped channel count."""
     dtype = params['rbr_dense.conv.weight'].dtype
     g3, beta3, m3, v3, s3, _ = _bn(params, 'rbr_dense.bn.', eps)
     _, _, m1, v1, s1, b1 = _bn(params, 'rbr_1x1.bn.', eps)
@@ -76,8 +70,7 @@ def qarepvgg_block_tensors(params: Dict[str, Tensor], eps: float,
 
 
 def to_qarepvgg_state(backbone: nn.Module, state: Dict[str, Tensor], source: str) -> Dict[str, Tensor]:
-    """``state`` with the standard weights of every train-form QARepVGG block of ``backbone`` converted; other
-    keys, and blocks already in QARepVGG form, are left to the strict loader's checks."""
+    """``state`` with the standard weights of ``backbone``'s train-form QARepVGG blocks converted, the rest as is."""
     blocks = [(name, m) for name, m in backbone.named_modules() if isinstance(m, QARepVGGBlock) and not m.deploy]
     out, converted, clamped = dict(state), 0, []
     for name, block in blocks:

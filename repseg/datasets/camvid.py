@@ -1,10 +1,8 @@
 """CamVid in the 11-class version of the SegNet tutorial: ``DATA_ROOT/{train,val,test}/NAME.(png|jpg)`` with labels
 ``DATA_ROOT/{train,val,test}annot/NAME.png`` (values 0-10 for the classes, 11 unlabelled).
 
-The label 11 becomes 255 (``label_map={11: 255}``, applied by every ``LoadAnnotations``) rather than setting
-``ignore_index=11``: MMSegmentation treats 255 as "ignore" in many places at once (losses, RandomCrop's
-``cat_max_ratio``, the preprocessor's ``seg_pad_val``, IoUMetric), and a pad value of 255 would otherwise reach the loss
-as a class index. ``LoadCamVidAnnotations`` checks the raw values (0-11 only) before mapping them.
+The label 11 becomes 255 (``label_map``) rather than ``ignore_index=11``: MMSegmentation treats 255 as "ignore" in
+many places at once (losses, RandomCrop, the preprocessor's ``seg_pad_val``, IoUMetric).
 """
 import os
 import os.path as osp
@@ -30,8 +28,7 @@ LAYOUT = 'DATA_ROOT/{train,val,test}/NAME.(png|jpg) with labels DATA_ROOT/{train
 
 def camvid_pairs(img_dir: str, ann_dir: Optional[str], img_suffixes: Sequence[str] = IMG_SUFFIXES,
                  seg_map_suffix: str = '.png') -> List[Tuple[str, Optional[str]]]:
-    """Sorted (image, label) paths of one split; one-line errors for a missing or empty folder, an image without a
-    label, a label without an image and two images of the same name. ``ann_dir=None``: images only."""
+    """Sorted (image, label) paths of one split (``ann_dir=None``: images only), one-line errors for bad layouts."""
     for folder, what in ((img_dir, 'image'), (ann_dir, 'label')):
         if folder is not None and not osp.isdir(folder):
             raise FileNotFoundError(f'{folder}: missing {what} folder; expected the CamVid layout {LAYOUT}')

@@ -1,9 +1,7 @@
 """Make the ``*_gtFine_labelTrainIds.png`` maps that training reads from the official ``*_gtFine_polygons.json``.
 
-Why: the Cityscapes download ships polygons and labelIds (0-33), while the 19-class models train on trainIds
-(0-18, 255 ignore). The conversion is cityscapesscripts' own ``json2labelImg(..., 'trainIds')``, so the mapping is
-the official one. Each map is written to a temporary name and renamed, so an interrupted run leaves no half file
-that a re-run would then skip.
+The download ships polygons and labelIds (0-33); the 19-class models train on trainIds. The conversion is
+cityscapesscripts' own; each map is renamed into place, so an interrupted run leaves no half file a re-run would skip.
 """
 import os
 from dataclasses import dataclass

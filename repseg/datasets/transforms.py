@@ -1,9 +1,7 @@
 """Pipeline transforms that turn the usual data mistakes into one-line errors naming the file.
 
-Why: with the stock transforms, pointing a config at ``_gtFine_labelIds.png`` (ids 0-33) instead of
-``_gtFine_labelTrainIds.png`` trains silently on wrong classes or fails deep in the loss with a CUDA/index error; a
-corrupt label PNG fails with "cannot identify image file <_io.BytesIO ...>" (no file name) and a corrupt or empty
-image with an assertion or a multi-line OpenCV error.
+With the stock transforms, labelIds instead of labelTrainIds train silently on wrong classes or fail deep in the
+loss, and a corrupt image or label fails without naming the file.
 """
 import os.path as osp
 from typing import Optional
@@ -32,8 +30,7 @@ def _reraise_one_line(err: Exception, path: str, what: str) -> None:
 
 @TRANSFORMS.register_module()
 class LoadImageFromFileChecked(_LoadImageFromFile):
-    """``LoadImageFromFile`` whose errors for a missing, empty, corrupt or cut-short image are one line naming the
-    file (a cut-short JPEG or PNG would otherwise decode in part, grey below, with a decoder warning only)."""
+    """``LoadImageFromFile`` with one-line errors, also for a cut-short image (else decoded in part, grey below)."""
 
     def transform(self, results: dict) -> Optional[dict]:
         _check_complete(results.get('img_path', ''), 'image')
@@ -45,8 +42,7 @@ class LoadImageFromFileChecked(_LoadImageFromFile):
 
 @TRANSFORMS.register_module()
 class LoadAnnotationsChecked(_LoadAnnotations):
-    """MMSegmentation's ``LoadAnnotations`` whose errors for a missing, corrupt or cut-short label map name the
-    file."""
+    """MMSegmentation's ``LoadAnnotations`` with one-line errors naming a missing, corrupt or cut-short label map."""
 
     def transform(self, results: dict) -> Optional[dict]:
         _check_complete(results.get('seg_map_path', ''), 'label map')

@@ -80,18 +80,10 @@ def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, P
     diffs = verify_models(ref, dep, shape, image, atol=atol, rtol=rtol, min_agreement=min_agreement)
     for diff in diffs:
         log(str(diff))
-    failed = next((d for d in diffs if not d.passed), None)
-    if failed is not None:
-        why = (f'max |logit diff| {failed.max_abs:.3e} > tolerance {failed.tolerance:.3e}'
-               if failed.max_abs > failed.tolerance else
-               f'argmax agreement {failed.agreement * 100:.4f}% < {min_agreement * 100:.4f}%')
-        raise VerificationError(f'{checkpoint}: deploy model differs from the training model on {failed.input}: '
-                                f'{why}; nothing written')
+    raise_if_failed(diffs, f'{checkpoint}: deploy model differs from the training model', min_agreement)
 
     out_dir = Path(out_dir)
-    # the plain, weights_only-loadable parts of a runner checkpoint's meta worth carrying over
-    kept = {k: meta[k] for k in ('dataset_meta', 'epoch', 'iter', 'seed', 'experiment_name') if k in meta}
-    deploy_meta = dict(kept, deploy=True, arch=arch if isinstance(arch, str) else dict(arch),
+    deploy_meta = dict(carried_meta(meta), deploy=True, arch=arch.to_dict() if hasattr(arch, 'to_dict') else arch,
                        source_checkpoint=str(Path(checkpoint).resolve()), source_config=str(src_cfg.filename),
                        repseg_version=__version__, verification=[d.as_dict() for d in diffs])
     ckpt_path, cfg_path = out_dir / DEPLOY_CHECKPOINT, out_dir / DEPLOY_CONFIG
@@ -100,3 +92,18 @@ def convert_to_deploy(config: Union[str, Path, Config], checkpoint: Union[str, P
         write_file(tmp / DEPLOY_CONFIG, text)
     log(f'wrote {ckpt_path} and {cfg_path}')
     return Conversion(diffs, ckpt_path, cfg_path, deploy_meta)
+
+
+def carried_meta(meta: Dict[str, Any]) -> Dict[str, Any]:
+    """The plain, weights_only-loadable parts of a runner checkpoint's meta worth carrying over."""
+    return {k: meta[k] for k in ('dataset_meta', 'epoch', 'iter', 'seed', 'experiment_name') if k in meta}
+
+
+def raise_if_failed(diffs: Sequence[LogitDiff], what: str, min_agreement: float) -> None:
+    """VerificationError naming the first failed comparison of ``what``, else nothing."""
+    failed = next((d for d in diffs if not d.passed), None)
+    if failed is not None:
+        why = (f'max |logit diff| {failed.max_abs:.3e} > tolerance {failed.tolerance:.3e}'
+               if failed.max_abs > failed.tolerance else
+               f'argmax agreement {failed.agreement * 100:.4f}% < {min_agreement * 100:.4f}%')
+        raise VerificationError(f'{what} on {failed.input}: {why}; nothing written')

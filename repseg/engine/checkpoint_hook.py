@@ -3,9 +3,7 @@
 mmengine 0.10.7 deletes the oldest checkpoint (``max_keep_ckpts``) and the previous best one *before* it writes the
 new one, writes in place and then rewrites ``last_checkpoint``: on a full disk a run could lose its only good
 checkpoint, keep a truncated one and name a deleted file in ``last_checkpoint``, so that ``--resume`` fails too.
-Here each checkpoint is written to a temporary file beside it and renamed when complete, the removals wait until
-then, ``last_checkpoint`` is replaced atomically after it, and a failed save stops the run with one ``WriteError``
-on every rank (printed once), leaving the previous checkpoint and ``last_checkpoint`` as they were.
+``AtomicCheckpointHook`` fixes that; a failed save stops the run with one ``WriteError`` on every rank.
 """
 import contextlib
 import os
@@ -54,9 +52,8 @@ def _agreed(failure: Any) -> Any:
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """``CheckpointHook`` (same arguments) whose checkpoints are complete or absent: written to a temporary file and
-    renamed, old ones removed only after the new one is complete, ``last_checkpoint`` replaced atomically. Local
-    file systems only; another backend gets mmengine's behaviour."""
+    """``CheckpointHook`` whose checkpoints are renamed into place when complete, old ones removed only then, and
+    ``last_checkpoint`` replaced atomically; local file systems only (others get mmengine's behaviour)."""
 
     def _save_checkpoint_with_step(self, runner: Any, step: int, meta: dict) -> None:
         if not isinstance(self.file_backend, LocalBackend):

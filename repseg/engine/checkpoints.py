@@ -1,16 +1,7 @@
-"""The one checked way a checkpoint gets into a model: read safely, refused in one line when it does not fit.
-
-Every tool that puts a trained segmentor's weights into a config (test, train ``--resume`` / ``load_from``, infer,
-quantize, convert, export, the inference API) goes through ``read_checkpoint`` and ``check_state_dict``: a lenient
-load would evaluate a randomly initialised backbone and print its mIoU as the model's. Intentional partial loads
-(ImageNet backbones through ``init_cfg``) are ``repseg.checkpoint``'s and say what they drop.
-
-Runner checkpoints under torch's ``weights_only=True`` default, without trusting pickles:
-mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; since torch 2.6 that means ``weights_only=True``,
-which refuses the non-tensor objects a runner checkpoint holds (the message hub's ``HistoryBuffer``, numpy scalars
-in the logged metrics, HistoryBuffer's statistics methods by ``getattr``). Rather than ``weights_only=False``,
-which would run any code a file carries, these few types are allow-listed for the duration of a train or test run;
-everything else stays refused.
+"""The one checked way a checkpoint gets into a model (test, train, infer, quantize, convert, export, the API):
+read safely, refused in one line when it does not fit; a lenient load would evaluate a random backbone and print its
+mIoU as the model's. Runner checkpoints load under ``weights_only=True`` with the few non-tensor types mmengine
+0.10.7 pickles allow-listed (``allow_runner_checkpoints``), never with ``weights_only=False``, which runs any code.
 """
 import contextlib
 import copy
@@ -46,8 +37,7 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 
 @contextlib.contextmanager
 def allow_runner_checkpoints() -> Iterator[None]:
-    """Let ``torch.load(weights_only=True)`` read runner checkpoints inside this block: the extra globals found in
-    mmengine 0.10.7 runner checkpoints (checked by tests/test_train_test.py)."""
+    """Let ``torch.load(weights_only=True)`` read mmengine 0.10.7 runner checkpoints inside this block."""
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
     dtypes = [type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'uint8', 'bool')]
     # numpy arrays rebuild through _reconstruct; an object-dtype array would still need globals that stay refused
@@ -57,8 +47,7 @@ def allow_runner_checkpoints() -> Iterator[None]:
 
 
 def read_checkpoint(path: Any) -> Tuple[StateDict, Dict[str, Any]]:
-    """(state dict, meta) of a runner checkpoint, a ``{'state_dict': ...}`` file or a bare state dict, loaded with
-    ``weights_only=True`` (plus ``allow_runner_checkpoints``' types); a DDP ``module.`` prefix is stripped."""
+    """(state dict, meta) of a runner checkpoint or a (wrapped) state dict, without a DDP ``module.`` prefix."""
     with allow_runner_checkpoints():
         obj = safe_torch_load(path)
     meta = obj.get('meta') if isinstance(obj, dict) and isinstance(obj.get('meta'), dict) else {}
@@ -117,8 +106,7 @@ def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, Tensor]
 
 @contextlib.contextmanager
 def naming(source: Any) -> Iterator[None]:
-    """Prefix a ``ValueError`` raised inside with ``source`` (the config or checkpoint file): a model's constructor
-    or ``load_state_dict`` refuses a value without knowing which file it came from."""
+    """Prefix a ``ValueError`` raised inside with ``source``: constructors do not know which file a value came from."""
     try:
         yield
     except ValueError as err:
@@ -128,9 +116,8 @@ def naming(source: Any) -> Iterator[None]:
 
 
 def read_checked(cfg: Config, path: Any) -> StateDict:
-    """The state dict of ``path``, checked against the model ``cfg`` builds (on the meta device: no memory, no
-    weights) before anything is built for real, so that a refused checkpoint leaves no log or work dir behind.
-    Segmentors built from other checkpoints at construction (QAT) are checked when loaded instead."""
+    """The state dict of ``path``, checked against ``cfg``'s model built on the meta device, before any log or work
+    dir exists (QAT segmentors, built from other checkpoints, are checked when loaded instead)."""
     state, _ = read_checkpoint(path)
     if cfg.model.get('type') not in BUILT_FROM_CHECKPOINTS:
         with torch.device('meta'), DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmseg'), \
@@ -141,8 +128,7 @@ def read_checked(cfg: Config, path: Any) -> StateDict:
 
 
 def load_checked(model: nn.Module, path: Any, state: Optional[StateDict] = None) -> Dict[str, Any]:
-    """Load ``path`` (or its ``state`` already read) into ``model`` strictly after ``check_state_dict``; returns the
-    checkpoint's meta (empty when ``state`` is given)."""
+    """Load ``path`` (or its ``state`` already read) strictly after ``check_state_dict``; returns its meta (or {})."""
     meta: Dict[str, Any] = {}
     if state is None:
         state, meta = read_checkpoint(path)

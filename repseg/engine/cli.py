@@ -18,8 +18,7 @@ WORKER_TRACEBACK = 'Original Traceback (most recent call last):'
 
 
 def one_line(err: BaseException) -> str:
-    """The message of a user error on one line; for an error raised in a dataloader worker, the worker's own
-    message (the last line of the traceback torch packs into it), not the traceback."""
+    """A user error's message on one line (a dataloader worker's own message, not the traceback torch packs)."""
     message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     if WORKER_TRACEBACK in message:
         last = message.rstrip().splitlines()[-1]
@@ -28,14 +27,11 @@ def one_line(err: BaseException) -> str:
 
 
 class SharedError(Exception):
-    """Marks an error that every rank of a multi-process run raised together (a checkpoint that rank 0 could not
-    write, made known to all ranks): printed once, by rank 0, like an error found before the run."""
+    """An error every rank raised together (e.g. a checkpoint rank 0 could not write): printed once, by rank 0."""
 
 
 def _report(line: str, shared: bool = False) -> None:
-    """Print ``line`` once per run: under torchrun, an error found before the process group started (arguments,
-    config, checkpoint: the same on every rank) or ``shared`` by all ranks by rank 0 only; one found during the run
-    by the rank that found it, tagged with it."""
+    """Print ``line`` once: by rank 0 for an error before the group started or ``shared``, else tagged by rank."""
     rank = int(os.environ.get('RANK', '0') or 0)
     started = dist.is_available() and dist.is_initialized()
     if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 and started and not shared:
@@ -46,9 +42,8 @@ def _report(line: str, shared: bool = False) -> None:
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run ``main``; print a user error, or a write the machine refused (``error: could not write FILE: REASON``), as
-    ``error: ...`` on one line and exit 2, an interrupt as one line and exit 130 (the tools write their results whole
-    or not at all). REPSEG_DEBUG=1 shows tracebacks."""
+    """Run ``main``; a user error or a refused write is one ``error: ...`` line and exit 2, an interrupt one line and
+    exit 130 (results are written whole or not at all); REPSEG_DEBUG=1 shows tracebacks."""
     try:
         main()
     except KeyboardInterrupt:

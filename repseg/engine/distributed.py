@@ -3,9 +3,8 @@
 On GPUs mmengine's Runner does it all: NCCL, or ``env_cfg.dist_cfg.backend``. Without an accelerator mmengine 0.10.7
 cannot start: ``init_dist`` calls ``torch.cuda.set_device`` unconditionally, its DDP wrapper passes ``device_ids``
 that torch refuses for CPU modules, and torch's SyncBN refuses CPU tensors. There RepSeg starts the process group
-itself before the Runner is built (gloo unless ``env_cfg.dist_cfg.backend`` names another CPU backend; the Runner
-then skips its own init) and wraps the model in ``CPUDistributedDataParallel``. Everything else stays mmengine's:
-samplers seeded alike on every rank, checkpoints and log files written by rank 0, results collected across ranks.
+itself before the Runner is built (gloo by default) and wraps the model in ``CPUDistributedDataParallel``; the rest
+stays mmengine's.
 """
 import contextlib
 import datetime
@@ -32,8 +31,7 @@ DIST_ENV = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """mmengine's DDP wrapper for a model on the CPU: without ``device_ids`` (the Runner passes the local rank, which
-    torch refuses for CPU modules) and with SyncBN layers that synchronize CPU tensors (``CPUSyncBatchNorm``)."""
+    """mmengine's DDP wrapper for a model on the CPU: without ``device_ids``, with ``CPUSyncBatchNorm`` layers."""
 
     def __init__(self, module: nn.Module, device_ids: Optional[List[int]] = None, **kwargs: Any) -> None:
         if 'broadcast_buffers' in kwargs and 'forward_sync_buffers' in _DDP_ARGS:
@@ -44,8 +42,7 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
 
 
 def slurm_env(env: Mapping[str, str], port: Optional[int] = None) -> Dict[str, str]:
-    """The torch.distributed variables of a process started by ``srun``, as mmengine's slurm launcher sets them
-    (master: the first host of the job; port: ``port``, else MASTER_PORT, else 29500)."""
+    """The torch.distributed variables of a process started by ``srun``, as mmengine's slurm launcher sets them."""
     missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in env]
     if missing:
         raise ValueError(f'--launcher slurm: {", ".join(missing)} not set; start the tool with srun '
@@ -71,9 +68,8 @@ def slurm_env(env: Mapping[str, str], port: Optional[int] = None) -> Dict[str, s
 
 
 def init_cpu_distributed(cfg: Config) -> bool:
-    """Start the default process group for ``cfg.launcher`` on a machine without an accelerator and make the Runner
-    wrap the model in ``CPUDistributedDataParallel``. Returns whether it started one (False: one process, a GPU
-    machine where mmengine starts it, or already started)."""
+    """On a machine without an accelerator, start the process group for ``cfg.launcher`` and make the Runner wrap the
+    model in ``CPUDistributedDataParallel``; returns whether it started one."""
     launcher = cfg.get('launcher', 'none')
     if launcher not in LAUNCHERS:
         raise ValueError(f'--launcher {launcher}: expected one of {", ".join(LAUNCHERS)}')
@@ -109,9 +105,8 @@ def init_cpu_distributed(cfg: Config) -> bool:
 
 @contextlib.contextmanager
 def distributed_run(cfg: Config) -> Iterator[None]:
-    """Start the process group where RepSeg has to (``init_cpu_distributed``) and end it after a successful run, so
-    that processes exit cleanly. After a failure it is left to the process exit (tearing it down could block on
-    ranks that are still waiting in a collective)."""
+    """``init_cpu_distributed``, and end the group after a successful run only: after a failure, tearing it down could
+    block on ranks still waiting in a collective."""
     init_cpu_distributed(cfg)
     yield
     if dist.is_available() and dist.is_initialized():

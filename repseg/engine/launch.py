@@ -23,8 +23,7 @@ from .runtime_report import RuntimeInResults
 
 def load_config(config: str, cfg_options: Optional[Dict[str, Any]] = None, work_dir: Optional[str] = None,
                 launcher: str = 'none') -> Config:
-    """Read a config, apply checked ``--cfg-options``, and set the launcher and work dir
-    (default ``work_dirs/<config name>``, as in MMSegmentation)."""
+    """Read a config, apply checked ``--cfg-options``, set the launcher and work dir (MMSegmentation's default)."""
     cfg = read_config(config)
     merge_checked_options(cfg, cfg_options, config)
     cfg.launcher = launcher
@@ -33,8 +32,7 @@ def load_config(config: str, cfg_options: Optional[Dict[str, Any]] = None, work_
 
 
 def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
-    """Train with mmengine's Runner. Refuses to overwrite an earlier run's checkpoints unless resuming. mmengine's
-    ``CheckpointHook`` is run as ``AtomicCheckpointHook`` (whole checkpoints or none, old ones removed after)."""
+    """Train with mmengine's Runner and ``AtomicCheckpointHook``; an earlier run's checkpoints only with resume."""
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     check_fresh_work_dir(cfg.work_dir, resume)
     if amp and not torch.cuda.is_available():
@@ -59,12 +57,10 @@ def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
 
 def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: Optional[str] = None,
          cityscapes_official: bool = False, runtime: str = NATIVE, force: bool = False) -> Dict[str, Any]:
-    """Evaluate ``checkpoint``: the config's metrics (mIoU, mAcc, aAcc and per-class IoU for IoUMetric) with the
-    ``runtime`` and ``precision`` that computed them, plus labelId PNGs in ``out_dir`` and the official Cityscapes
-    class mIoU when asked. ``runtime`` (a name in ``repseg.runtime.RUNTIMES``, or 'native' / 'auto') runs the network
-    through that deploy runtime inside MMSegmentation's test loop. The PNGs are written into a staging sibling and
-    moved onto ``out_dir`` when the run is complete; an ``out_dir`` that holds files is refused unless ``force``,
-    which replaces it then."""
+    """Evaluate ``checkpoint`` in MMSegmentation's test loop, its network run by ``runtime`` (a registered runtime,
+    'native' or 'auto'): the config's metrics with the runtime and precision that computed them, plus, when asked,
+    labelId PNGs in ``out_dir`` (staged, moved into place whole; ``force`` replaces one that holds files) and the
+    official Cityscapes class mIoU."""
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: no such checkpoint file')
     check_data_roots(cfg, ['test_dataloader'])

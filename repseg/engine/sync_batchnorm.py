@@ -1,11 +1,8 @@
 """SyncBN that also synchronizes CPU tensors, for multi-process training without GPUs (gloo).
 
 MMSegmentation's ``SyncBN`` is torch's ``nn.SyncBatchNorm``, whose multi-process path refuses CPU tensors in torch
-2.13 ("SyncBatchNorm expected input tensor to be on GPU"). ``CPUSyncBatchNorm`` computes the same thing on the CPU:
-mean and variance over the images of all processes (two all-reduces: sums, then squared deviations, in float32), the
-running statistics updated with the unbiased global variance, and the gradient carried through the all-reduces by
-autograd, so that every process's input gradient accounts for the losses of all processes, as torch's CUDA kernels
-do. In eval mode and in one process it is plain BN, as ``nn.SyncBatchNorm`` is.
+2.13. ``CPUSyncBatchNorm`` computes the same on the CPU: statistics over all processes' images (two all-reduces),
+with the gradient carried through them by autograd, as torch's CUDA kernels do.
 """
 from typing import Any, Optional
 
@@ -16,8 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 
 class _AllReduceSum(torch.autograd.Function):
-    """Sum over the processes of ``group``; the gradient of each process's input is the sum of the gradients that
-    all processes pass back (each process's loss depends on every input through the sum)."""
+    """Sum over the processes of ``group``, whose gradient is the sum of all processes' gradients."""
 
     @staticmethod
     def forward(ctx: Any, tensor: Tensor, group: Any) -> Tensor:
@@ -89,9 +85,8 @@ class CPUSyncBatchNorm(_BatchNorm):
 
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Make every ``nn.SyncBatchNorm`` under ``module`` (itself included) a ``CPUSyncBatchNorm``, in place; returns
-    ``module``. The class is switched on the existing objects (both keep the same attributes): parameters, buffers,
-    hooks and state-dict keys stay the same objects, so an optimizer or a loaded checkpoint still refers to them."""
+    """Make every ``nn.SyncBatchNorm`` under ``module`` a ``CPUSyncBatchNorm`` by switching its class, so that
+    parameters and buffers stay the objects an optimizer refers to; returns ``module``."""
     for sub in module.modules():
         if isinstance(sub, nn.SyncBatchNorm):  # also mmengine's subclass, which MMSegmentation's 'SyncBN' builds
             sub.__class__ = CPUSyncBatchNorm

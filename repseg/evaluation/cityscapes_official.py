@@ -1,8 +1,7 @@
 """Cityscapes predictions as labelId PNGs and the official pixel-level evaluation (cityscapesscripts).
 
-The official evaluator reads predictions as labelIds (0-33), matched to ground truth by the
-``<city>_<seq>_<frame>*.png`` name pattern. Its instance-level path uses ``numpy.in1d`` (removed in numpy 2.4) and
-is irrelevant to class mIoU, so it is switched off here, as are its JSON export and console output.
+The evaluator's instance-level path uses ``numpy.in1d`` (removed in numpy 2.4) and is irrelevant to class mIoU, so
+it is switched off, as are its JSON export and console output.
 """
 import contextlib
 import io

@@ -14,11 +14,9 @@ from .cityscapes_official import evaluate_official, official_gt_path, prediction
 
 @METRICS.register_module()
 class CityscapesLabelIdWriter(BaseMetric):
-    """Write each prediction as ``OUT_DIR/<city>_<seq>_<frame>_pred_labelIds.png`` (labelIds, as the official
-    Cityscapes evaluator expects); with ``official=True`` also report its class mIoU as ``official_mIoU``. Unlike
-    MMSegmentation's CityscapesMetric it needs no instance-level evaluation (broken with numpy >= 2.4).
-    ``shown_dir``: where OUT_DIR is moved when the run is complete (tools/test.py --out builds it in a staging
-    folder), named in messages and errors."""
+    """Write each prediction as ``OUT_DIR/<city>_<seq>_<frame>_pred_labelIds.png``; ``official=True`` also reports the
+    official class mIoU as ``official_mIoU`` (without CityscapesMetric's instance-level path, broken with numpy >= 2.4).
+    ``shown_dir``: where a staged OUT_DIR is moved when complete, named in messages."""
 
     default_prefix = 'cityscapes'
 

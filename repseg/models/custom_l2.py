@@ -1,22 +1,8 @@
-"""The official RepVGG custom L2 (``get_custom_L2``, the ``--custwd`` training flag) and a config switch for it.
-
-Per train-form RepVGG block, with K3, K1 the 3x3 and 1x1 kernels and t3, t1 the scales gamma / sqrt(var + eps) of
-their BNs (running statistics, detached)::
+"""The official RepVGG custom L2 (``get_custom_L2``, the ``--custwd`` training flag) and a config switch for it
+(derivation, the ``identity`` correction of official issue #99, what is covered: docs/quantization.md). Per
+train-form block, with t3, t1 the detached BN scales of the 3x3 and 1x1 branches::
 
     sum(K3^2) - sum(K3c^2) + sum((K3c * t3 + K1 * t1)^2 / (t3^2 + t1^2)),    K3c = K3[:, :, 1:2, 1:2]
-
-The ring of the 3x3 kernel gets the ordinary L2; the centre taps of both branches fuse into the deploy kernel's
-centre tap E = K3c * t3 + K1 * t1, and E^2 / (t3^2 + t1^2) is the smallest K3c^2 + K1^2 that yields E
-(Cauchy-Schwarz), so the coefficient keeps the scale of an ordinary weight decay. The official repository
-recommends it for quantization; its README later calls it deprecated.
-
-The official term leaves the identity branch out (official issue #99): the fused centre tap is really E + tid * I
-(tid the identity BN's scale, detached; I the identity kernel's centre). ``identity=True`` penalizes
-(E + tid * I)^2 / (t3^2 + t1^2), pulling the whole fused tap towards zero, where the official term pulls it towards
-tid, the identity BN's scale that QARepVGG blames for int8 outliers.
-
-Covered: blocks whose 3x3 and 1x1 branches both carry a BN (RepVGG, RepVGGplus in train form); not QARepVGG (no BN
-on its 1x1 branch; its paper trains it with the ordinary weight decay).
 """
 import logging
 import weakref
@@ -58,7 +44,7 @@ def covered_kernels(model: nn.Module) -> Dict[str, nn.Parameter]:
 
 
 def block_custom_l2(block: RepVGGBlock, identity: bool = False) -> Tensor:
-    """The official per-block term; ``identity=True`` adds the identity branch to the centre tap (module docstring)."""
+    """The official per-block term; ``identity=True`` adds the identity branch to the centre tap (issue #99)."""
     k3, k1 = block.rbr_dense.conv.weight, block.rbr_1x1.conv.weight
     t3, t1 = _bn_scale(block.rbr_dense.bn), _bn_scale(block.rbr_1x1.bn)
     centre = k3[:, :, 1:2, 1:2]
@@ -71,12 +57,8 @@ def block_custom_l2(block: RepVGGBlock, identity: bool = False) -> Tensor:
 
 
 def custom_l2(model: nn.Module, identity: bool = False) -> Tensor:
-    """The official custom L2 summed over every covered block of ``model`` (any module: a backbone, a segmentor).
-
-    Differentiable in the kernels only (the BN scales are detached, as officially). Use it as
-    ``loss + weight_decay * 0.5 * custom_l2(model)`` with the ordinary weight decay of ``covered_kernels(model)``
-    off, which is what ``CustomL2OptimWrapperConstructor`` sets up from a config. 0 when no block is covered.
-    """
+    """The custom L2 summed over the covered blocks of any module (0 if none); use it as
+    ``loss + weight_decay * 0.5 * custom_l2(model)`` with the weight decay of ``covered_kernels(model)`` off."""
     terms = [block_custom_l2(block, identity) for _, block in covered_blocks(model)]
     if not terms:
         param = next(model.parameters(), None)
@@ -115,17 +97,9 @@ def add_custom_l2_loss(model: nn.Module, coefficient: float, identity: bool = Fa
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class CustomL2OptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """The official ``--custwd`` as an mmengine optim-wrapper constructor:
-    ``optim_wrapper = dict(constructor='CustomL2OptimWrapperConstructor')``.
-
-    A constructor, because the weight-decay half must exist when the parameter groups are made (the LR schedulers
-    record them right after), and it is the one place the Runner gives both the model and the optimizer settings,
-    so both halves are on together or not at all: the covered kernels get ``weight_decay=0`` (every other parameter
-    what ``DefaultOptimWrapperConstructor`` gives it), and the ``loss`` mode returns ``loss_custom_l2`` beside the
-    decode and auxiliary losses (``CustomL2Loss``). Options: ``paramwise_cfg=dict(custom_l2=dict(coefficient=1e-4,
-    identity=False))``; ``coefficient`` defaults to the optimizer's ``weight_decay``, as the official ``--custwd``
-    used it; ``identity=True`` is the corrected term of official issue #99 (module docstring).
-    """
+    """The official ``--custwd``: weight decay off for the covered kernels and ``CustomL2Loss`` on, both or neither
+    (a constructor: the only place the Runner gives both the model and the optimizer settings). Options:
+    ``paramwise_cfg=dict(custom_l2=dict(coefficient=<the optimizer weight_decay>, identity=False))``."""
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
         paramwise_cfg = dict(paramwise_cfg or {})

@@ -38,8 +38,7 @@ class KernelRange:
 
 
 def quantize_symmetric(weight: Tensor, per_channel: bool, levels: int = INT8_LEVELS) -> Tensor:
-    """``weight`` through symmetric int8 quantization (round to nearest; scale max|w| / levels, per tensor or per
-    output channel), back in float."""
+    """``weight`` through symmetric int8 quantization (per tensor or output channel, round to nearest), in float."""
     w = weight.detach().double()
     if per_channel:
         amax = w.abs().flatten(1).amax(1).view(-1, *([1] * (w.dim() - 1)))
@@ -76,8 +75,7 @@ def kernel_range(name: str, weight: Tensor) -> KernelRange:
 
 
 def fused_kernels(segmentor: nn.Module) -> Dict[str, Tensor]:
-    """The kernels the deployed network multiplies with: RepVGG blocks re-parameterized and every conv-BN pair folded
-    (on a copy; the segmentor is unchanged), by module path. The auxiliary head (training only) is left out."""
+    """The kernels the deployed network multiplies with (fused on a copy, no auxiliary head), by module path."""
     model = copy.deepcopy(segmentor).eval()
     if hasattr(model, 'auxiliary_head'):
         del model.auxiliary_head
@@ -105,8 +103,7 @@ def summarize(ranges: List[KernelRange]) -> Dict[str, Any]:
 
 
 def range_report(segmentor: nn.Module) -> Dict[str, Any]:
-    """Per-layer figures of the fused kernels and their summary, as JSON-ready dicts (``branches`` too for a
-    train-form RepVGG backbone)."""
+    """Per-layer figures of the fused kernels, their summary and (train form) ``branch_ranges``, JSON-ready."""
     ranges = kernel_ranges(fused_kernels(segmentor))
     report = {'summary': summarize(ranges), 'layers': [asdict(r) for r in ranges]}
     branches = branch_ranges(segmentor)
@@ -134,8 +131,7 @@ def branch_ranges(segmentor: nn.Module) -> List[Dict[str, Any]]:
 
 
 def format_report(report: Dict[str, Any], top: int = 10) -> str:
-    """``range_report``'s ``top`` layers (worst per-tensor int8 error first), its summary and, for a train-form
-    model, which branch sets each block's largest fused weight, as text."""
+    """``range_report`` as text: the ``top`` layers (worst per-tensor int8 error first), summary and branches."""
     lines = [f'{"layer":<40} {"max/std":>8} {"ch max/std":>10} {"ch spread":>9} {"int8 err/tensor":>15} '
              f'{"int8 err/channel":>16}']
     for r in sorted(report['layers'], key=lambda r: -r['int8_error_per_tensor'])[:top]:

@@ -1,6 +1,5 @@
-"""int8 deployment with OpenVINO + NNCF (the deploy extra): post-training quantization with an accuracy-aware
-fallback (``pipeline``, what tools/quantize.py runs) and quantization-aware training (``qat``), both ending in a
-self-contained folder that MMSegmentation's tools run (``folder``, ``segmentor``) and a typed report (``report``)."""
+"""int8 and bf16 with OpenVINO + NNCF (the deploy extra): PTQ with an accuracy-aware fallback (``pipeline``) and QAT
+(``qat``), ending in a folder MMSegmentation's tools run (``segmentor``) with a report (``report``)."""
 from .report import QuantizationReport, load_report
 from .segmentor import OpenVINOEncoderDecoder
 

@@ -1,9 +1,5 @@
-"""Calibration inputs: exactly what the network sees at test time, so that int8 ranges fit the real activations.
-
-``CalibrationSet`` sends images of the config's *training* split through its *test* pipeline and MMSegmentation's
-own ``inference`` with a recording ``encode_decode``; in slide mode image i gives window i modulo the number of
-windows, so that the set covers every window position. ``street_frames`` is for the benchmark, which has no dataset.
-"""
+"""Calibration inputs: exactly what the network sees at test time (training images through the test pipeline and
+MMSegmentation's ``inference``), so that int8 ranges fit the real activations; ``street_frames`` for the benchmark."""
 import copy
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -35,8 +31,7 @@ def build_split(cfg: Config, loader: str, pipeline: Optional[Sequence[dict]] = N
 
 
 def network_inputs(segmentor: nn.Module, data: dict, window: int = 0) -> Tensor:
-    """The tensor ``segmentor``'s network receives for ``data`` (a collated test batch) in MMSegmentation's test path;
-    in slide mode the window ``window`` modulo the number of windows."""
+    """The tensor the network receives for a collated test batch (slide mode: window ``window`` modulo their count)."""
     data = segmentor.data_preprocessor(data, False)
     seen: List[Tensor] = []
     original = segmentor.encode_decode
@@ -55,8 +50,7 @@ def network_inputs(segmentor: nn.Module, data: dict, window: int = 0) -> Tensor:
 
 
 class CalibrationSet:
-    """``num`` network inputs (float32 numpy arrays, as NNCF feeds them to OpenVINO) of images evenly spaced over the
-    training split; produced when NNCF asks for them."""
+    """``num`` network inputs (float32 numpy, as NNCF feeds OpenVINO) of images spread evenly over the training set."""
 
     def __init__(self, cfg: Config, segmentor: nn.Module, num: int):
         if num < 1:
@@ -67,8 +61,7 @@ class CalibrationSet:
         self.dataset = build_split(cfg, 'train_dataloader', pipeline)
         total = len(self.dataset)
         self.indices = sorted({int(i) for i in np.linspace(0, total - 1, min(num, total)).round()})
-        self.segmentor = segmentor
-        self.mode = segmentor.test_cfg.get('mode', 'whole')
+        self.segmentor, self.mode = segmentor, segmentor.test_cfg.get('mode', 'whole')
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -85,10 +78,7 @@ class CalibrationSet:
 
 def street_frames(shape: Tuple[int, int], count: int, mean: Sequence[float], std: Sequence[float],
                   bgr_to_rgb: bool) -> Tuple[List[Tensor], str]:
-    """``count`` 1 x 3 x H x W crops of a street frame at positions spread from top right to bottom left, normalized
-    as a data preprocessor with ``mean``, ``std`` and ``bgr_to_rgb`` does, and where they come from: the real
-    Cityscapes frame in ``../shared/data/`` when it is there, a generated street scene otherwise (upscaled when
-    smaller than H x W). Callers that need a held-out frame take one more and keep the last one apart."""
+    """``count`` normalized crops over the Cityscapes frame in ``../shared/data/`` (else a generated scene), source."""
     h, w = int(shape[0]), int(shape[1])
     if SHARED_FRAME.is_file():
         image, source = cv2.imread(str(SHARED_FRAME), cv2.IMREAD_COLOR), f'crops of {SHARED_FRAME.name}'

@@ -1,8 +1,5 @@
-"""fp32 and reduced-precision (int8 or bf16) networks on the validation split through MMSegmentation's test path:
-each is plugged into the same ``OpenVINOEncoderDecoder`` and run with ``test_step``, and measured with the config's
-``IoUMetric`` (the figures ``tools/test.py`` prints). Pixel agreement: the fraction of pixels whose class is the
-reference network's.
-"""
+"""fp32 and int8 or bf16 networks on the validation split, each plugged into one ``OpenVINOEncoderDecoder``, run with
+``test_step`` and measured with the config's ``IoUMetric`` (as ``tools/test.py`` prints it), and pixel agreement."""
 import copy
 import dataclasses
 from dataclasses import dataclass
@@ -27,8 +24,7 @@ Network = Callable[[Tensor], Tensor]
 
 @dataclass
 class Evaluation:
-    """``IoUMetric``'s figures per network, and pixel agreement of each network with the first one ('fp32');
-    ``reduced`` names the reduced-precision network ('int8' or 'bf16')."""
+    """``IoUMetric``'s figures per network, and the fraction of pixels where each agrees with the first one ('fp32')."""
 
     metrics: Dict[str, Dict[str, float]]
     agreement: Dict[str, float]
@@ -38,7 +34,7 @@ class Evaluation:
         return Metrics(**{k: self.metrics[name][k] for k in ('mIoU', 'mAcc', 'aAcc')})
 
     @property
-    def reduced(self) -> str:
+    def reduced(self) -> str:  # the reduced-precision network, 'int8' or 'bf16'
         return next(name for name in self.metrics if name != 'fp32')
 
     @property
@@ -71,8 +67,7 @@ def iou_metric(cfg: Config, dataset: Any) -> IoUMetric:
 
 
 def total_miou(results: Sequence[Sequence[Tensor]]) -> float:
-    """mIoU over ``IoUMetric`` per-image results (one image's alone too), unrounded, in points; classes absent from
-    both prediction and label are skipped (an image without any: 100)."""
+    """Unrounded mIoU in points over ``IoUMetric`` per-image results, skipping classes absent from both."""
     intersect, union = sum(r[0].double() for r in results), sum(r[1].double() for r in results)
     if not (union > 0).any():
         return 100.0
@@ -127,8 +122,7 @@ def evaluate(cfg: Config, segmentor: nn.Module, networks: Mapping[str, Network],
 
 def validation_fn(cfg: Config, segmentor: nn.Module, items: ValidationItems, wrap: Callable[[Any], Network]
                   ) -> Callable[[Any, Iterable[dict]], Tuple[float, List[float]]]:
-    """NNCF's ``validation_fn``: (compiled OpenVINO model, validation items) -> (mIoU in points over the items,
-    per-image mIoU); ``wrap`` turns the compiled model into a network."""
+    """NNCF's ``validation_fn``: (compiled model, items) -> (mIoU, per-image mIoU); ``wrap`` makes it a network."""
     metric = iou_metric(cfg, items.dataset)
 
     def validate(compiled: Any, data_items: Iterable[dict]) -> Tuple[float, List[float]]:
@@ -142,8 +136,7 @@ def validation_fn(cfg: Config, segmentor: nn.Module, items: ValidationItems, wra
 
 def agreement_on_images(segmentor: nn.Module, networks: Dict[str, Network],
                         images: Sequence[Union[str, Path]]) -> List[Dict[str, Any]]:
-    """The report's ``agreement_images``: pixel agreement of the reduced-precision network (the one not named
-    'fp32') with 'fp32' on extra images (e.g. real street frames), through the inference API."""
+    """Pixel agreement of the non-'fp32' network with 'fp32' on extra images, through the inference API."""
     reduced = next(name for name in networks if name != 'fp32')
     out = []
     for path, _ in collect_images(images):

@@ -1,8 +1,12 @@
-"""What ``tools/quantize.py`` does: deploy form -> OpenVINO fp32 (proven equal) -> NNCF int8 -> mIoU of both on the
-validation split -> accuracy-aware fallback when the drop is too large -> the int8 folder, or nothing at all when
-even the fallback cannot keep the drop within ``max_drop``. With ``precision='bf16'``: the fp32 IR compiled in bf16
-(no calibration), measured the same way, the folder or nothing. ``float_deploy_segmentor`` is also where QAT
-starts."""
+"""``tools/quantize.py``: deploy form -> OpenVINO fp32 (proven equal) -> NNCF int8 (or, for bf16, the fp32 IR compiled
+in bf16) -> mIoU of both on the validation split -> accuracy-aware fallback when the drop is too large -> the folder,
+or nothing when the drop stays beyond ``max_drop``.
+
+The self-contained folder (``write_result``, also where QAT ends): ``int8_config.py`` (the float config with the
+``OpenVINOEncoderDecoder`` model), ``int8.pth`` (the IR in a state dict), the same IR as ``int8.xml`` / ``int8.bin``,
+and ``quantization.json``; a bf16 folder's files are named ``bf16*`` (the fp32 IR, run in bf16)."""
+import copy
+import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,22 +15,31 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from torch import nn
+from mmseg.registry import MODELS
+from torch import Tensor, nn
 
 from repseg.apis import init_segmentor, read_config
-from repseg.deploy import AlreadyDeployed, convert_to_deploy
+from repseg.deploy import AlreadyDeployed, config_text, convert_to_deploy
 from repseg.engine import merge_checked_options
 from repseg.models import SegLogits
 from repseg.models.kernel_ranges import range_report
-from repseg.runtime import check_offered
-from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module, openvino_version
-from repseg.utils import LOGIT_RTOL, check_out_dir, compare_logits, median_ms
+from repseg.runtime import FOLDER_FORMS, check_offered
+from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module, ir_bytes, openvino_version
+from repseg.utils import (LOGIT_RTOL, as_write_error, atomic_dir, check_out_dir, compare_logits, cpu_isa,
+                          is_write_failure, machine_name, median_ms, torch_bytes, write_file)
+from repseg.version import __version__
 from .calibration import CalibrationSet, network_inputs
-from .evaluation import ValidationItems, evaluate, validation_fn
-from .folder import write_result
-from .ptq import backend_info, float_layers, layer_precisions, quantize_model, quantize_with_accuracy_control
-from .report import PRECISIONS, QuantizationReport
-from .segmentor import folder_network, ir_segmentor
+from .evaluation import Evaluation, ValidationItems, agreement_on_images, evaluate, validation_fn
+from .ptq import (backend_info, float_layers, layer_precisions, quantize_model, quantize_with_accuracy_control,
+                  weight_bytes)
+from .report import PRECISIONS, REPORT, QuantizationReport
+from .segmentor import folder_network, ir_model_config, ir_segmentor
+
+#: A folder's files per precision: config, checkpoint (the IR inside a state dict), and the IR's xml and bin.
+FOLDER_FILES = {precision: (f'{precision}_config.py', f'{precision}.pth', f'{precision}.xml', f'{precision}.bin')
+                for precision in FOLDER_FORMS}
+SEGMENTOR_MODULE = 'repseg.quantization.segmentor'
+TIMING_REPEATS = 3
 
 
 class QuantizationRefused(ValueError):
@@ -35,8 +48,7 @@ class QuantizationRefused(ValueError):
 
 @dataclass
 class FloatSegmentor:
-    """The float segmentor in deploy form and eval mode, its (deploy) config and the converter's proof (None when
-    nothing was converted: deploy-form and non-RepVGG models)."""
+    """The float segmentor in deploy form and eval mode, its config and the converter's proof (None: not converted)."""
 
     model: nn.Module
     cfg: Config
@@ -45,8 +57,7 @@ class FloatSegmentor:
 
 def float_deploy_segmentor(cfg: Config, checkpoint: Union[str, Path],
                            log: Callable[[str], None] = print) -> FloatSegmentor:
-    """A train-form RepVGG segmentor is converted with ``repseg.deploy`` first (in a temporary folder, proven
-    equal); deploy-form and non-RepVGG ones are used as they are."""
+    """Where PTQ and QAT start: a train-form RepVGG segmentor converted by ``repseg.deploy``, others as they are."""
     with tempfile.TemporaryDirectory(prefix='repseg-quantize-') as tmp:
         cfg_path, ckpt_path, conversion = cfg, Path(checkpoint), None
         if (cfg.get('model', {}).get('backbone') or {}).get('type') == 'RepVGG':
@@ -67,9 +78,7 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
                        ranking_subset: Optional[int] = None, agreement_images: Sequence[Union[str, Path]] = (),
                        cfg_options: Optional[dict] = None, force: bool = False, precision: str = 'int8',
                        log: Callable[[str], None] = print) -> QuantizationReport:
-    """Quantize a trained segmentor to ``precision`` ('int8' or 'bf16') and write ``out_dir`` (module docstring);
-    QuantizationRefused (nothing written) when it loses more than ``max_drop`` mIoU points (int8: even with the
-    fallback). ``cfg_options``: checked ``--cfg-options`` (e.g. data roots)."""
+    """Quantize a trained segmentor to ``precision`` and write ``out_dir``, or raise QuantizationRefused."""
     out_dir = Path(out_dir)
     if precision not in PRECISIONS:
         raise ValueError(f'--precision {precision!r}: expected one of {", ".join(PRECISIONS)}')
@@ -113,9 +122,9 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
     calib = CalibrationSet(cfg, float_model, num_calib)
     log(f'calibrating on {len(calib)} images of the training split (test pipeline, {calib.mode} mode)')
     int8_model = quantize_model(fp32_model, calib, preset, fast_bias_correction)
-    ov_segmentor = ir_segmentor(float_model)
+    ov_segmentor, plain_int8 = ir_segmentor(float_model), OpenVINONetwork(int8_model)
     log(f'evaluating fp32 and int8 on {len(val)} validation images')
-    plain = evaluate(cfg, ov_segmentor, {'fp32': fp32, 'int8': OpenVINONetwork(int8_model)}, val)
+    plain = evaluate(cfg, ov_segmentor, {'fp32': fp32, 'int8': plain_int8}, val)
     log(f'plain PTQ: {plain}')
     final, final_ev, control = int8_model, plain, None
     if plain.drop > max_drop:
@@ -136,14 +145,12 @@ def quantize_segmentor(config: Union[str, Path], checkpoint: Union[str, Path], o
         if final_ev.drop > max_drop:
             raise QuantizationRefused(f'{checkpoint}: {mious} (drop {final_ev.drop:.2f} > --max-drop {max_drop:g}) '
                                       f'even with {len(in_float)} layer(s) kept in float; nothing written')
-        plain_int8 = OpenVINONetwork(int8_model)
         control = dict(final_ev.int8_result(in_float), ranking_subset=ranking_subset or len(val),
                        speed={'plain_ptq_int8_ms': median_ms(lambda: plain_int8(example))})  # the float layers' cost
 
-    header = (f'int8 (OpenVINO IR quantized by NNCF) of {Path(config)}\nweights: int8.pth (the IR as uint8 buffers; '
-              f'also int8.xml / int8.bin), quantized from {Path(checkpoint)}')
     return write_result(
-        out_dir, cfg, float_model, fp32_model, final, final_ev, example, header,
+        out_dir, cfg, float_model, fp32_model, final, final_ev, example,
+        f'int8 (OpenVINO IR quantized by NNCF) of {Path(config)}', f'quantized from {Path(checkpoint)}',
         method='ptq' if control is None else 'accuracy_control', plain_ptq=plain.int8_result(float_layers(int8_model)),
         accuracy_control=control, calibration=calib.record(), backend=backend_info(preset, fast_bias_correction),
         **common)
@@ -164,10 +171,70 @@ def _write_bf16(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model: 
         raise QuantizationRefused(f'{common["checkpoint"]}: bf16 mIoU {evaluation.of("bf16").mIoU:.2f} vs fp32 mIoU '
                                   f'{evaluation.of("fp32").mIoU:.2f} (drop {evaluation.drop:.2f} > --max-drop '
                                   f'{common["max_drop"]:g}); nothing written')
-    header = (f'bf16 (the fp32 OpenVINO IR, compiled with inference precision bf16) of {common["config"]}\nweights: '
-              f'bf16.pth (the IR as uint8 buffers; also bf16.xml / bf16.bin), from {common["checkpoint"]}')
     backend = {'name': 'openvino', 'openvino': openvino_version(), 'target_device': 'CPU',
                'shapes': 'dynamic N x 3 x H x W', 'executed_precision': bf16.executed_precision,
                'compile_options': {k: str(v) for k, v in bf16.options.items()}}
-    return write_result(out_dir, cfg, float_model, fp32_model, fp32_model, evaluation, example, header,
-                        method='cast', precision='bf16', calibration={}, backend=backend, **common)
+    return write_result(out_dir, cfg, float_model, fp32_model, fp32_model, evaluation, example,
+                        f'bf16 (the fp32 OpenVINO IR, compiled with inference precision bf16) of {common["config"]}',
+                        f'from {common["checkpoint"]}', method='cast', precision='bf16', calibration={},
+                        backend=backend, **common)
+
+
+def write_result(out_dir: Path, cfg: Config, float_model: nn.Module, fp32_model: Any, reduced_model: Any,
+                 evaluation: Evaluation, example: Tensor, header: str, origin: str, *, config: str, checkpoint: str,
+                 method: str, agreement_images: Sequence[Union[str, Path]] = (), force: bool = False,
+                 log: Callable[[str], None] = print, precision: str = 'int8', **details: Any) -> QuantizationReport:
+    """Write ``out_dir`` (all files or none, ``atomic_dir``) for ``reduced_model`` run in ``precision`` and evaluated as
+    ``evaluation``; ``header`` / ``origin``: the config's title and where its weights come from; ``config`` /
+    ``checkpoint``: the float model's; ``details``: the method's own report fields. The written config and state
+    dict are read back first and must give the evaluated network."""
+    fp32, reduced = OpenVINONetwork(fp32_model), folder_network(reduced_model, precision)
+    fp32_ms, reduced_ms = (median_ms(lambda: net(example), repeats=TIMING_REPEATS) for net in (fp32, reduced))
+    config_name, checkpoint_name, xml_name, bin_name = FOLDER_FILES[precision]
+    try:  # beside the out-dir: the disk the result goes to
+        Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+        xml, weights = ir_bytes(reduced_model, str(Path(out_dir).parent))
+    except OSError as err:
+        if not is_write_failure(err):
+            raise
+        raise as_write_error(err, Path(out_dir) / bin_name) from None
+    state = {f'network.{k}': torch.frombuffer(bytearray(v), dtype=torch.uint8) for k, v in
+             (('xml', xml), ('weights', weights))}
+    # the float config (data and evaluators included) around the OpenVINO model, whose module it imports itself
+    out = copy.deepcopy(cfg)
+    imports = list(dict(out.get('custom_imports') or {}).get('imports', []))
+    out.custom_imports = dict(imports=imports + [SEGMENTOR_MODULE] * (SEGMENTOR_MODULE not in imports),
+                              allow_failed_imports=False)
+    out.model = ir_model_config(float_model, {'xml': xml, 'weights': weights}, precision=precision)
+    out.load_from, out.resume = None, False
+    text = config_text(out, f'{header}\nweights: {checkpoint_name} (the IR as uint8 buffers; also {xml_name} / '
+                            f'{bin_name}), {origin}')
+    written = MODELS.build(Config.fromstring(text, '.py').model)  # the files are the model that was evaluated
+    written.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        diff = (written.network(example) - reduced(example)).abs().max().item()
+    if diff != 0:
+        raise RuntimeError(f'the {precision} model read back from its config and state dict differs from the evaluated '
+                           f'one (max |diff| {diff:.3e}); nothing written')
+    precisions = layer_precisions(reduced_model) if precision == 'int8' else {}
+    report = QuantizationReport(
+        config=config, checkpoint=checkpoint, method=method, precision=precision, fp32=evaluation.of('fp32'),
+        **{precision: evaluation.of(precision)}, drop=evaluation.drop, pixel_agreement=evaluation.agreement[precision],
+        layers_in_float=[n for n, p in precisions.items() if p == 'float'],
+        layers_int8=sum(p == 'int8' for p in precisions.values()),
+        validation=dict(images=evaluation.images, split='val', runtime=f'openvino, both fp32 and {precision}'),
+        speed={'shape': list(example.shape), 'fp32_ms': fp32_ms, f'{precision}_ms': reduced_ms,
+               'speedup': fp32_ms / reduced_ms, 'threads': torch.get_num_threads(), 'repeats': TIMING_REPEATS},
+        weights_bytes={'fp32': weight_bytes(fp32_model), precision: weight_bytes(reduced_model)},
+        agreement_images=agreement_on_images(ir_segmentor(float_model), {'fp32': fp32, precision: reduced},
+                                             agreement_images),
+        versions={'torch': torch.__version__, 'repseg': __version__, 'python': platform.python_version()},
+        cpu={'name': machine_name(), **cpu_isa()}, **details)
+    meta = {'dataset_meta': getattr(float_model, 'dataset_meta', None), 'quantization': report.summary(),
+            'source_config': config, 'source_checkpoint': checkpoint, 'repseg_version': __version__}
+    with atomic_dir(out_dir, force) as tmp:
+        write_file(tmp / checkpoint_name, torch_bytes({'meta': meta, 'state_dict': state}))
+        for name, data in ((xml_name, xml), (bin_name, weights), (config_name, text), (REPORT, report.to_json())):
+            write_file(tmp / name, data)
+    log(f'wrote {", ".join(str(out_dir / name) for name in (*FOLDER_FILES[precision], REPORT))}')
+    return report

@@ -1,11 +1,6 @@
-"""NNCF post-training quantization of an OpenVINO model, and which layers of the result are int8.
-
-Settings (docs/quantization.md says how they were chosen): ``performance`` preset (symmetric int8, what the CPU
-plugin runs fastest), no model type (a CNN), fast bias correction, CPU target, NNCF's default overflow fix (first
-layer's weights in 7 bits: exact on AVX2-only CPUs, whose int8 multiply saturates 16-bit sums). MatMuls stay float:
-in these models they are PSP's pools (``runtime/rewrite.py``), whose averaging matrices depend on the input size, so
-ranges calibrated at one size would clip at another; they are memory-bound, so int8 would gain nothing there.
-"""
+"""NNCF post-training quantization of an OpenVINO model (settings: docs/quantization.md), and which layers of the
+result are int8. MatMuls stay float: here they are PSP's pools (``runtime/rewrite.py``), whose averaging matrices
+depend on the input size, so ranges calibrated at one size would clip at another (and int8 would gain nothing)."""
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -65,10 +60,7 @@ def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], valid
                                    validation_fn: Callable[[Any, Iterable[Any]], Tuple[float, List[float]]],
                                    max_drop: float, preset: str = 'performance', fast_bias_correction: bool = True,
                                    max_iterations: Optional[int] = None, ranking_subset: Optional[int] = None) -> Any:
-    """NNCF's accuracy-aware PTQ: quantize, then revert the most harmful layers to float, one group at a time, until
-    ``validation_fn(compiled_model, items) -> (metric, per-item metrics)`` drops by at most ``max_drop`` or nothing
-    is left to revert (the caller re-evaluates the result). ``ranking_subset``: validation items that rank the layers
-    (default all; each layer group costs one pass over them)."""
+    """NNCF's accuracy-aware PTQ: harmful layers back to float until the drop is at most ``max_drop``."""
     nncf = require_nncf()
     restorer = nncf.AdvancedAccuracyRestorerParameters(
         max_num_iterations=max_iterations or sys.maxsize, num_ranking_workers=1,
@@ -80,8 +72,7 @@ def quantize_with_accuracy_control(model: Any, calibration: Sequence[Any], valid
 
 
 def layer_name(op: Any) -> str:
-    """A PyTorch module path for a weighted OpenVINO op (e.g. 'backbone.stage3.4.rbr_reparam'); ops renamed by
-    OpenVINO's conv+BN folding take the name of the BN after them."""
+    """The PyTorch module path of a weighted OpenVINO op; ops folded with a BN take the BN's name."""
     name = op.get_friendly_name()
     if not name.startswith('__module.'):
         for target in op.output(0).get_target_inputs():
@@ -99,9 +90,7 @@ def layer_name(op: Any) -> str:
 
 
 def _weight_precision(op: Any) -> Optional[str]:
-    """'int8' where the weights of ``op`` come from an int8 constant (compressed) or a FakeQuantize (not yet
-    compressed), 'float' from a float constant, None where its second input is no weight (a computed tensor, such as
-    the averaging matrices of PSP's matmul pools)."""
+    """'int8' or 'float' by where ``op``'s weights come from; None where they are computed (PSP's pools)."""
     node, quantized = op.input_value(1).get_node(), False
     for _ in range(6):
         kind = node.get_type_name()

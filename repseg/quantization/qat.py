@@ -1,14 +1,9 @@
-"""Quantization-aware training (QAT) as an ordinary MMSegmentation training run, ending in the int8 folder of
-``tools/quantize.py``: the config type ``QATEncoderDecoder`` builds the trained float segmentor in deploy form with
-NNCF's fake quantizers in backbone + decode head (PTQ's scheme, ranges from the training split); the Runner
-fine-tunes weights and quantizer scales (the auxiliary head stays float); ``QATExportHook`` converts the result to
-OpenVINO, evaluates it against the float model as ``tools/quantize.py`` does and writes the folder.
-
-NNCF rather than the deprecated ``torch.quantization``: it hooks the unchanged module, and its quantizers map one to
-one onto OpenVINO's. Unlike the official RepVGG QAT, no BN is re-inserted after the fused convs: the deploy weights
-are fine-tuned directly, with a small learning rate.
-"""
+"""Quantization-aware training as an ordinary MMSegmentation run: ``QATEncoderDecoder`` is the trained float
+segmentor in deploy form with NNCF's fake quantizers (PTQ's scheme) in backbone + decode head, the Runner fine-tunes
+weights and scales, and ``QATExportHook`` writes the int8 folder of ``tools/quantize.py``, evaluated the same way.
+NNCF rather than the deprecated ``torch.quantization``: it hooks the unchanged module, its quantizers are OpenVINO's."""
 import copy
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,23 +28,19 @@ from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module
 from repseg.utils import check_out_dir, compare_logits
 from .calibration import CalibrationSet, network_inputs
 from .evaluation import ValidationItems, evaluate
-from .folder import write_result
-from .pipeline import FloatSegmentor, float_deploy_segmentor
+from .pipeline import FloatSegmentor, float_deploy_segmentor, write_result
 from .ptq import backend_info, nncf_settings, require_nncf
 from .report import QuantizationReport
 from .segmentor import ir_segmentor
 
 SEGMENTOR_TYPE = 'QATEncoderDecoder'
-EXTENSION_LOAD_TIMEOUT_S = 900  # NNCF_EXTENSION_LOAD_TIMEOUT unless set: compiling NNCF's CPU extension
-
-
-def _log(message: str) -> None:
-    print_log(message, logger='current')
+#: NNCF_EXTENSION_LOAD_TIMEOUT unless set: NNCF's default, 60 s to compile its C++ extension, is short on a busy CPU.
+EXTENSION_LOAD_TIMEOUT_S = 900
+_log = functools.partial(print_log, logger='current')
 
 
 class DeployedNetwork(nn.Module):
-    """Backbone + decode head, the network that is deployed and quantized; it also returns the backbone's features,
-    from which the float auxiliary head learns."""
+    """Backbone + decode head, the quantized network; also returns the features the float auxiliary head uses."""
 
     def __init__(self, backbone: nn.Module, decode_head: nn.Module):
         super().__init__()
@@ -62,8 +53,7 @@ class DeployedNetwork(nn.Module):
 
 @dataclass
 class QATSource:
-    """The trained float model a QAT model comes from, the converter's proof (None when it was in deploy form) and
-    the report's ``calibration`` block of the quantizer ranges' initialization."""
+    """The trained float model a QAT model comes from, the converter's proof and the report's ``calibration``."""
 
     float_config: str
     checkpoint: str
@@ -72,9 +62,7 @@ class QATSource:
 
 
 class QATEncoderDecoder(EncoderDecoder):
-    """An ``EncoderDecoder`` for quantization-aware fine-tuning, made of ready parts: ``network`` (a
-    ``DeployedNetwork`` with NNCF's fake quantizers), the float ``auxiliary_head`` (or None), the float segmentor's
-    settings, the NNCF ``preset`` and the ``source``. Every module it holds is in its ``state_dict``."""
+    """An ``EncoderDecoder`` of ready parts: fake-quantized ``network``, float ``auxiliary_head``, all in state_dict."""
 
     def __init__(self, network: nn.Module, auxiliary_head: Optional[nn.Module], num_classes: int, out_channels: int,
                  align_corners: bool, train_cfg: dict, test_cfg: dict, preset: str, source: QATSource,
@@ -134,20 +122,15 @@ def float_reference(model: QATEncoderDecoder, log: Callable[[str], None] = _log)
 def build_qat_segmentor(float_config: str, checkpoint: str, num_calib: int = 64, preset: str = 'performance',
                         data_preprocessor: Optional[dict] = None,
                         init_cfg: Optional[dict] = None) -> QATEncoderDecoder:
-    """What ``model = dict(type='QATEncoderDecoder', float_config=..., checkpoint=...)`` builds: ``num_calib``
-    evenly spaced training images initialize the quantizer ranges; ``preset`` as ``tools/quantize.py --preset``;
-    ``data_preprocessor`` (the config's top level) is merged over the float model's, which has the training crop."""
+    """``dict(type='QATEncoderDecoder', ...)``: ``num_calib`` training images set the ranges; preprocessor merged."""
     float_seg = load_float(float_config, checkpoint)
     train_model_cfg = read_config(float_config).model  # the training-time preprocessor (crop padding) and cfg
     model = float_seg.model
     calib = CalibrationSet(float_seg.cfg, model, num_calib)
     _log(f'[qat] inserting fake quantizers (NNCF), ranges from {len(calib)} images of the training split')
     nncf = require_nncf()
-    # NNCF compiles a C++ extension on first use and gives up after 60 s by default, which a busy 2-core machine
-    # exceeds; a value the user set wins
     os.environ.setdefault('NNCF_EXTENSION_LOAD_TIMEOUT', str(EXTENSION_LOAD_TIMEOUT_S))
-    # no bias correction (None): fine-tuning adjusts the biases anyway, and NNCF's torch backend would need a second
-    # pass over the calibration set
+    # no bias correction (None): fine-tuning adjusts the biases anyway, and it would cost a second calibration pass
     settings = dict(nncf_settings(preset, True, len(calib)), fast_bias_correction=None)
     network = nncf.quantize(DeployedNetwork(model.backbone, model.decode_head).eval(),
                             nncf.Dataset(calib, torch.as_tensor), **settings)
@@ -184,14 +167,13 @@ def export_qat(model: QATEncoderDecoder, cfg: Any, out_dir: Union[str, Path], ag
     evaluation = evaluate(cfg, ir_segmentor(float_model), {'fp32': OpenVINONetwork(fp32_model),
                                                            'int8': OpenVINONetwork(int8_model)}, val)
     source = model.source
-    header = (f'int8 (OpenVINO IR of a model fine-tuned with NNCF quantization-aware training) of '
-              f'{source.float_config}\nweights: int8.pth (the IR as uint8 buffers; also int8.xml / int8.bin), '
-              f'fine-tuned from {source.checkpoint}')
+    header = f'int8 (OpenVINO IR of a model fine-tuned with NNCF quantization-aware training) of {source.float_config}'
     training = dict(config=cfg.filename, iterations=cfg.get('train_cfg', {}).get('max_iters'),
                     optimizer=dict(cfg.get('optim_wrapper', {}).get('optimizer', {})))
     return write_result(
-        out_dir, cfg, float_model, fp32_model, int8_model, evaluation, example, header, config=source.float_config,
-        checkpoint=source.checkpoint, method='qat', agreement_images=agreement_images, log=log,
+        out_dir, cfg, float_model, fp32_model, int8_model, evaluation, example, header,
+        f'fine-tuned from {source.checkpoint}', config=source.float_config, checkpoint=source.checkpoint,
+        method='qat', agreement_images=agreement_images, log=log,
         deploy_conversion=source.conversion, calibration=source.calibration, training=training,
         parity_openvino_int8_vs_fake_quant=parity.as_dict(), kernel_ranges=range_report(model.network),
         backend={**backend_info(model.preset, False), 'qat': 'nncf (PyTorch, function hooks)'})

@@ -1,6 +1,5 @@
-"""``quantization.json`` as a type, written and read by this module for plain PTQ, the accuracy-control fallback,
-QAT and bf16, and the markdown tables of ``tools/quantization_table.py`` read from it. The JSON keys are the field
-names; the reduced-precision model's figures sit under its precision's name (``int8`` or ``bf16``)."""
+"""``quantization.json`` as a type (PTQ, the accuracy-control fallback, QAT and bf16; the JSON keys are the field
+names), and the markdown tables of ``tools/quantization_table.py``."""
 import dataclasses
 import json
 import typing
@@ -31,18 +30,7 @@ class Metrics:
 
 @dataclass(kw_only=True)
 class QuantizationReport:
-    """Everything ``quantization.json`` holds (docs/quantization.md); the nested blocks are plain dicts:
-
-    plain_ptq (PTQ): the plain PTQ model's ``int8`` metrics, ``drop``, ``pixel_agreement``, ``layers_in_float``;
-    accuracy_control (the fallback's result, else None): the same, ``ranking_subset``, ``speed.plain_ptq_int8_ms``;
-    calibration: ``images``, ``split``, ``pipeline``, ``mode`` (the test mode), ``first_images``;
-    validation: ``images``, ``split``, ``runtime``;
-    speed: median ms at ``shape``: ``fp32_ms``, ``int8_ms`` (``bf16_ms``), ``speedup``, ``threads``, ``repeats``;
-    weights_bytes: bytes of the IR constants, ``fp32`` and ``int8`` (``bf16``: the same fp32 IR);
-    agreement_images: per extra image, its ``image``, ``shape`` and ``pixel_agreement``;
-    training (QAT): ``config``, ``iterations``, ``optimizer``;
-    kernel_ranges: ``repseg.models.kernel_ranges.range_report``; deploy_conversion: the converter's proof, if any.
-    """
+    """Everything ``quantization.json`` holds (fields: docs/quantization.md); the nested blocks are plain dicts."""
 
     schema_version: int = SCHEMA_VERSION
     config: str  # the float config and checkpoint quantized (or fine-tuned)
@@ -124,8 +112,7 @@ def _dataclass_of(kind: Any) -> Any:
 
 
 def load_report(path: Union[str, Path]) -> QuantizationReport:
-    """The report of a folder (``DIR/quantization.json``) or of a report file; ReportError (one line naming the file)
-    for another schema version or anything that is not a report."""
+    """The report of a folder or report file; ReportError for another schema version or a non-report."""
     path = Path(path)
     file = path / REPORT if path.is_dir() else path
     if not file.is_file():
@@ -184,8 +171,7 @@ def kernel_row(label: str, report: QuantizationReport) -> List[str]:
 
 
 def combined_row(label: str, report: QuantizationReport) -> List[str]:
-    """Accuracy and kernel figures in one row; the fallback's row also shows the plain PTQ mIoU, so that remedies are
-    compared on what plain PTQ does to each of them."""
+    """Accuracy and kernel figures in one row; the fallback's row also shows the plain PTQ mIoU."""
     row = accuracy_row(label, report)[:6]
     if report.method == 'accuracy_control' and report.plain_ptq is not None:
         row[3] += f' ({len(report.layers_in_float)} float; plain PTQ {report.plain_ptq["int8"]["mIoU"]:.2f})'
@@ -199,8 +185,7 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def tables(reports: Sequence[Tuple[str, QuantizationReport]], combined: bool = False) -> str:
-    """The accuracy and kernel-range tables of the labelled reports, or with ``combined`` one table of both (the
-    remedies comparison of docs/quantization.md)."""
+    """The accuracy and kernel-range tables of the labelled reports, or with ``combined`` one table of both."""
     if combined:
         return markdown(COMBINED_HEADER, [combined_row(label, r) for label, r in reports])
     return (markdown(ACCURACY_HEADER, [accuracy_row(label, r) for label, r in reports]) + '\n\n'

@@ -1,10 +1,6 @@
-"""An MMSegmentation segmentor whose backbone + decode head is one OpenVINO network (an int8 or bf16 folder's model).
-
-The rest stays ``EncoderDecoder``'s (preprocessing, whole or sliding-window inference, resizing, argmax), so
-``tools/test.py``, ``tools/infer.py`` and ``repseg.apis`` run it unchanged. The IR travels inside a normal checkpoint
-as two uint8 buffers whose sizes and SHA-256 the config records: ``Runner.load_checkpoint`` restores it like any
-weights, a checkpoint of another model is refused in one line, and the folder is self-contained.
-"""
+"""An ``EncoderDecoder`` whose backbone + decode head is one OpenVINO network (an int8 or bf16 folder's model), so
+that MMSegmentation's tools and ``repseg.apis`` run it unchanged. The IR travels inside a normal checkpoint as two
+uint8 buffers whose sizes and SHA-256 the config records: it loads like any weights, and another model's is refused."""
 import copy
 import hashlib
 import logging
@@ -32,14 +28,12 @@ def ir_digest(xml: bytes, weights: bytes) -> str:
 
 
 def folder_network(model: Any, precision: str) -> OpenVINONetwork:
-    """A folder's IR compiled as its precision runs: int8 with f32 as the float precision (OpenVINO 2026.4 cannot
-    compile NNCF int8 models otherwise on AMX), bf16 in bf16."""
+    """A folder's IR compiled in its precision (int8 with f32 float layers: OpenVINO 2026.4 needs it on AMX)."""
     return OpenVINONetwork(model, precision='bf16' if precision == 'bf16' else 'f32')
 
 
 class IRNetwork(nn.Module):
-    """The IR as two uint8 buffers, compiled on first call; ``use`` plugs in any ``Tensor -> Tensor`` callable instead
-    (quantization evaluates candidate models this way, without writing them)."""
+    """The IR as two uint8 buffers, compiled on first call; ``use`` plugs in a callable (candidates, unwritten)."""
 
     def __init__(self, xml_bytes: int = 0, bin_bytes: int = 0, sha256: str = '', precision: str = 'int8',
                  out_channels: int = 0):
@@ -59,8 +53,7 @@ class IRNetwork(nn.Module):
             self._check_ir()  # at load time: a config that does not describe its IR evaluates nothing
 
     def _check_ir(self) -> Any:
-        """The loaded IR as an ``openvino.Model``, refused in one line unless it is the config's: its SHA-256 and
-        its number of output channels (the classes)."""
+        """The loaded IR as an ``openvino.Model``; refused unless its SHA-256 and classes are the config's."""
         xml, weights = self.xml.cpu().numpy().tobytes(), self.weights.cpu().numpy().tobytes()
         if not any(xml[:64]):
             raise ValueError(f'{SEGMENTOR_TYPE}: no IR loaded; load the checkpoint written with this config '
@@ -92,13 +85,11 @@ class IRNetwork(nn.Module):
 
 @MODELS.register_module()
 class OpenVINOEncoderDecoder(EncoderDecoder):
-    """``EncoderDecoder`` for inference whose network (``IRNetwork``) takes the preprocessed N x 3 x H x W batch and
-    returns the decode head's logits (before resizing)."""
+    """``EncoderDecoder`` whose ``IRNetwork`` maps the preprocessed batch to the decode head's logits (not resized)."""
 
     @property
     def form(self) -> str:
-        """'int8' or 'bf16': ``repseg.runtime.with_runtime`` runs a folder's segmentor in its own network ('eager'
-        and 'openvino' leave it as it is; other runtimes are refused)."""
+        """'int8' or 'bf16', by which ``repseg.runtime.with_runtime`` runs a folder's segmentor in its own network."""
         return self.network.precision if self.network.precision in FOLDER_FORMS else 'int8'
 
     def __init__(self, ir: dict, num_classes: int, out_channels: Optional[int] = None, align_corners: bool = False,
@@ -136,8 +127,7 @@ def ir_model_config(segmentor: nn.Module, ir: Dict[str, bytes], precision: str =
 
 
 def ir_segmentor(float_model: nn.Module) -> OpenVINOEncoderDecoder:
-    """An ``OpenVINOEncoderDecoder`` with the float segmentor's settings and no IR, for ``network.use``; ``cfg`` is
-    the float one (the inference API reads its test pipeline)."""
+    """An ``OpenVINOEncoderDecoder`` with the float segmentor's settings and ``cfg`` but no IR, for ``network.use``."""
     model = MODELS.build(ir_model_config(float_model, {'xml': b'', 'weights': b''}, precision='fp32'))
     model.dataset_meta, model.cfg = getattr(float_model, 'dataset_meta', None), float_model.cfg
     return model.eval()

@@ -5,10 +5,7 @@ measurements keyed by the CPU class (``repseg.utils.machine.cpu_class``), not by
 ``native`` (the default of tools/test.py and ``repseg.apis.init_segmentor``) computes in the model's own precision:
 fp32 for a float model, a folder's own for a tools/quantize.py folder, so that an evaluated figure is the model's.
 
-A float model in deploy or baseline form gets the first runtime of its class's row that is installed and offered
-here. A bf16 runtime is kept only after checking it against the row's fp32 runtime on the first input (at least
-``MIN_BF16_AGREEMENT`` argmax agreement), else the model runs in fp32 and a line says why. Train-form models run
-eager (the training-time model), a tools/quantize.py folder in its own precision, a CUDA model eager.
+A bf16 runtime is kept only once checked against the row's fp32 runtime on the first input (``CheckedRunner``).
 """
 import dataclasses
 from dataclasses import dataclass
@@ -71,8 +68,7 @@ assert set(AUTO_TABLE) == set(CPU_CLASSES)
 
 @dataclass(frozen=True)
 class AutoChoice:
-    """What ``auto`` or ``native`` (``policy``) runs: ``runtime``, its precision, the CPU class, why, and for bf16 the
-    fp32 runtime it is checked against on the first input (and falls back to)."""
+    """What ``policy`` runs and why; ``fallback``: for bf16, the fp32 runtime checked against and fallen back to."""
 
     runtime: str
     precision: str
@@ -90,8 +86,7 @@ class AutoChoice:
 
 def choose_runtime(form: str, device: str = 'cpu', flags: Optional[Sequence[str]] = None,
                    policy: str = AUTO) -> AutoChoice:
-    """The runtime that ``policy`` ('auto' or 'native') runs a model of ``form`` on ``device`` with (``flags``: the
-    CPU's, default this one's)."""
+    """The runtime ``policy`` runs a model of ``form`` on ``device`` with (``flags``: the CPU's, default this one's)."""
     if policy not in POLICIES:
         raise ValueError(f'runtime policy {policy!r}: expected one of {", ".join(POLICIES)}')
     flags = registry.cpu_flags() if flags is None else flags  # the registry's: where tests simulate other CPUs
@@ -122,8 +117,7 @@ def _choose(form: str, device: str, flags: Sequence[str], klass: str, policy: st
 
 
 class CheckedRunner:
-    """Runs ``reduced`` (bf16) once its first input agreed with ``fp32`` on at least ``MIN_BF16_AGREEMENT`` of the
-    pixels, else ``fp32`` from then on; one line says which and why. ``kept``: None before the first input."""
+    """Runs ``reduced`` (bf16) if its first input kept ``MIN_BF16_AGREEMENT`` of ``fp32``'s argmax, else ``fp32``."""
 
     def __init__(self, reduced: Runner, fp32: Runner, choice: AutoChoice, log: Callable[[str], None]):
         self.reduced, self.fp32, self.choice, self.log = reduced, fp32, choice, log

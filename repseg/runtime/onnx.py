@@ -1,10 +1,8 @@
 """The one ONNX exporter: what ``tools/export_onnx.py`` writes and what the ``onnxruntime`` runtime runs.
 
-TorchScript-based export (opset 17, static shape) with PSP's adaptive pooling as matmuls (``matmul_pools``, the
-rewrite the OpenVINO conversion uses too: the exporter refuses adaptive pooling on sizes the bins do not divide).
-The graph is exported at one shape because the callers need no other (the rewrite itself traces shape-generic).
-The session: every graph optimization of ONNX Runtime's CPU provider, as many intra-op threads as PyTorch uses, no
-memory arena (activations freed after each run, as PyTorch does, so peak memory is comparable).
+TorchScript-based export at one static shape (the callers need no other), with ``matmul_pools``: the exporter
+refuses adaptive pooling on sizes the bins do not divide. The session has no memory arena, freeing activations after
+each run as PyTorch does, so that peak memory is comparable.
 """
 import io
 from typing import Any, Dict, Optional
@@ -30,8 +28,7 @@ def require_onnxruntime() -> Any:
 
 @torch.no_grad()
 def onnx_bytes(module: nn.Module, example: Tensor, metadata: Optional[Dict[str, str]] = None) -> bytes:
-    """The serialized ONNX model of the eval-mode ``module`` at ``example``'s static shape; ``metadata`` goes into
-    the model's ``metadata_props``. ``module`` is left as it was (its pools are swapped only while it is traced)."""
+    """The serialized ONNX model of the eval-mode ``module`` at ``example``'s shape, with ``metadata_props``."""
     module.eval()
     buffer = io.BytesIO()
     with matmul_pools(module):

@@ -1,11 +1,8 @@
 """OpenVINO: conversion of a ``Tensor -> Tensor`` PyTorch module, IR bytes in and out, and a compiled callable.
 
-Converted straight from PyTorch (``openvino.convert_model`` traces the module), not through the ONNX export: the
-trace keeps the resizes and PSP's pooling (as matmuls with in-graph averaging matrices, ``rewrite.matmul_pools``:
-OpenVINO runs ``AdaptiveAvgPool`` on a reference kernel) shape-generic, so one IR takes any N and H x W, and it
-converts in seconds. ``INFERENCE_PRECISION_HINT`` is always set (f32 unless bf16 is asked for): the CPU plugin
-otherwise runs fp32 models in bf16 by itself where the CPU has AVX512_BF16 or AMX. Where the CPU has no bf16, OpenVINO
-runs a bf16 request in f32 (``executed_precision`` says which it ran).
+Traced straight from PyTorch, not through ONNX: one IR takes any N and H x W, converted in seconds.
+``INFERENCE_PRECISION_HINT`` is always set: the CPU plugin otherwise runs fp32 models in bf16 by itself on
+AVX512_BF16 or AMX CPUs, and without bf16 it runs a bf16 request in f32 (``executed_precision`` says which).
 """
 import errno
 import os
@@ -43,8 +40,7 @@ def openvino_version() -> str:
 
 
 def compile_options(threads: Optional[int] = None, precision: str = 'f32') -> Dict[str, Any]:
-    """CPU plugin options: ``precision`` ('f32' or 'bf16') pinned, ``threads`` (default PyTorch's), latency mode (one
-    stream)."""
+    """CPU plugin options: ``precision`` pinned, ``threads`` (default PyTorch's), latency mode (one stream)."""
     if precision not in ('f32', 'bf16'):
         raise ValueError(f'OpenVINO precision {precision!r}: expected f32 or bf16')
     return {'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': int(threads or torch.get_num_threads()),
@@ -53,9 +49,8 @@ def compile_options(threads: Optional[int] = None, precision: str = 'f32') -> Di
 
 @torch.no_grad()
 def convert_module(module: nn.Module, example: Tensor, dynamic: bool = True) -> Any:
-    """``openvino.Model`` of an eval-mode ``Tensor -> Tensor`` module, traced on ``example``. ``dynamic``: the
-    batch and spatial sizes stay free (the channel count is fixed); else the IR is specialized to ``example``. Adaptive
-    pools are converted as ``MatmulAdaptiveAvgPool2d`` (exact at every size; ``module`` is left as it was)."""
+    """``openvino.Model`` of an eval-mode ``Tensor -> Tensor`` module traced on ``example``, with ``matmul_pools``
+    (OpenVINO runs ``AdaptiveAvgPool`` on a reference kernel); ``dynamic``: N, H and W stay free."""
     ov = require_openvino()
     if example.dim() != 4:
         raise ValueError(f'openvino: expected an N x C x H x W example input, got shape {tuple(example.shape)}')
@@ -65,8 +60,8 @@ def convert_module(module: nn.Module, example: Tensor, dynamic: bool = True) -> 
 
 
 def ir_bytes(model: Any, scratch_dir: Optional[str] = None) -> Tuple[bytes, bytes]:
-    """(xml, bin) of ``model`` as OpenVINO writes them, weights not compressed to fp16 (fp32 stays fp32), through a
-    temporary folder in ``scratch_dir`` (default the system's): OpenVINO writes only to files."""
+    """(xml, bin) of ``model``, fp32 weights kept fp32, via a temporary folder in ``scratch_dir``: OpenVINO writes
+    only to files."""
     ov = require_openvino()
     with tempfile.TemporaryDirectory(prefix='.repseg-ir-', dir=scratch_dir) as tmp:
         try:
@@ -79,8 +74,7 @@ def ir_bytes(model: Any, scratch_dir: Optional[str] = None) -> Tuple[bytes, byte
 
 
 def _stream_failure(folder: Path) -> WriteError:
-    """Why OpenVINO's writer failed in ``folder``: its C++ stream swallows the errno and removes what it wrote, so the
-    reason is read from the machine: no space left there, or a file-size limit on this process."""
+    """Why OpenVINO's writer failed in ``folder`` (its stream swallows the errno): no space, or a file-size limit."""
     code = None
     try:
         stat = os.statvfs(folder)
@@ -101,8 +95,7 @@ def read_ir(xml: bytes, weights: bytes) -> Any:
 
 
 class OpenVINONetwork:
-    """A compiled OpenVINO model as a ``Tensor -> Tensor`` callable (first output, on the CPU, float32); ``model``
-    (the uncompiled ``openvino.Model``) is kept for re-quantization and for writing the IR."""
+    """A compiled OpenVINO model as a ``Tensor -> Tensor`` callable (first output, CPU, float32), keeping ``model``."""
 
     def __init__(self, model: Any, threads: Optional[int] = None, precision: str = 'f32', compiled: Any = None):
         ov = require_openvino()

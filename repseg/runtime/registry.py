@@ -2,12 +2,8 @@
 fp32 runtime on the CPUs measured), OpenVINO in fp32 (also the runtime of the tools/quantize.py folders) and OpenVINO
 in bf16 (offered only on CPUs with native bf16: elsewhere OpenVINO would run it in f32 without a word). TorchScript,
 channels-last, the oneDNN Graph fuser and Inductor were retired: slower on every CPU measured (docs/benchmark.md).
-PyTorch's own bf16 (CPU autocast) is not offered: no machine measured it faster than OpenVINO's.
-
-Which CPU this is comes from ``cpu_flags`` as imported here, the one place tests replace to simulate another CPU.
-
-Forms: 'train' and 'deploy' (RepVGG), 'baseline' (other float segmentors), 'int8' and 'bf16' (tools/quantize.py
-folders, which run in their own OpenVINO network).
+PyTorch's own bf16 (CPU autocast) is not offered: no machine measured it faster than OpenVINO's. ``cpu_flags`` as
+imported here is the one place tests replace to simulate another CPU.
 """
 import importlib.util
 from dataclasses import dataclass
@@ -20,16 +16,15 @@ from .onnx import prepare_onnxruntime
 from .openvino_runtime import prepare_openvino, prepare_openvino_bf16
 
 Runner = Callable[[Tensor], Tensor]
-#: Folder forms: a tools/quantize.py folder in its precision.
+#: 'train' and 'deploy' (RepVGG), 'baseline' (other float segmentors), and tools/quantize.py folders in their precision.
 FOLDER_FORMS = ('int8', 'bf16')
 FORMS = ('train', 'deploy', 'baseline', *FOLDER_FORMS)
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """One runtime: its name, how to prepare a module for it, which forms and devices it serves, whether one
-    prepared network takes any input shape (else it is prepared once per shape), the precision it computes in, the
-    Python package it needs, and CPU flags of which it needs one (empty: any CPU)."""
+    """One runtime; ``shape_generic``: one prepared network takes any input shape; ``needs_flags``: CPU flags of which
+    it needs one (empty: any CPU)."""
 
     name: str
     prepare: Callable[[nn.Module, Tensor], Runner]
@@ -69,8 +64,7 @@ def get_runtime(name: str) -> Runtime:
 
 
 def check_offered(name: str, flags: Optional[Sequence[str]] = None) -> Runtime:
-    """The runtime ``name`` if this CPU (``flags``, default this one's) has what it needs; else a one-line error naming
-    the flags it needs and the CPU's."""
+    """The runtime ``name`` if this CPU (``flags``, default this one's) has what it needs; else a one-line error."""
     spec = get_runtime(name)
     flags = cpu_flags() if flags is None else flags
     if not spec.installed():
@@ -84,8 +78,8 @@ def check_offered(name: str, flags: Optional[Sequence[str]] = None) -> Runtime:
 
 
 def check_runtimes(names: Iterable[str], extra: Iterable[str] = ()) -> List[str]:
-    """Validate runtime names (``extra``: names a caller handles itself); one-line error naming the unknown one, or
-    the one this CPU does not offer."""
+    """Validate runtime names (``extra``: names a caller handles itself); one-line error for an unknown one or one not
+    offered here."""
     names = [n.strip() for n in names if n.strip()]
     known = [*RUNTIMES, *extra]
     for name in names:
@@ -99,9 +93,8 @@ def check_runtimes(names: Iterable[str], extra: Iterable[str] = ()) -> List[str]
 
 
 def prepare(model: nn.Module, runtime: str, example_input: Optional[Tensor] = None) -> Runner:
-    """A callable ``images -> logits`` running the eval-mode ``Tensor -> Tensor`` ``model`` in ``runtime``, to call
-    under ``torch.inference_mode()``. ``example_input`` fixes the shape of static-shape runtimes and serves the
-    trace of the others; the model may be changed (shape-specialized)."""
+    """``model`` (eval mode, ``Tensor -> Tensor``; may be shape-specialized) as an ``images -> logits`` callable in
+    ``runtime``; ``example_input`` fixes static runtimes' shape and serves the others' trace."""
     spec = check_offered(runtime)
     if runtime == 'eager':
         return model.eval()

@@ -3,10 +3,8 @@
 ``AdaptiveAvgPool2d`` with bins (1, 2, 3, 6) on maps such as 90x90, whose size the bins do not divide, is refused by
 the ONNX exporter and runs in OpenVINO on a reference kernel (``unknown_f32``: a third of the int8 time of a
 PSPNet on AMX). Per axis, adaptive average pooling is a linear map: ``rows @ x @ cols^T`` with one averaging matrix
-per axis. Here the matrices are built inside the graph from the input's traced H and W (arange and compares, no
-division), so one exported model is exact for every input size, and the two matmuls run on the runtimes'
-optimized GEMM kernels. The rewrite is a swap for the duration of a conversion: the model (MMSegmentation's own
-PSPHead, the training definition) is left as it was.
+per axis, built in the graph from the traced H and W: one exported model is exact for every input size and runs on
+GEMM kernels. The swap lasts one conversion; the model is left as it was.
 """
 import contextlib
 from typing import Iterator, List, Tuple, Union
@@ -16,10 +14,8 @@ from torch import Tensor, nn
 
 
 def averaging_matrix(size: Union[int, Tensor], bins: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """(bins, size) matrix whose row i averages PyTorch's adaptive-pooling window i, [floor(i n/k), ceil((i+1) n/k)).
-
-    Built from ``size`` by traceable ops: j is in window i iff ``i n < (j + 1) k`` and ``j k < (i + 1) n``
-    (integer compares, equivalent to the floor/ceil bounds), each row divided by its window's length."""
+    """(bins, size) matrix whose row i averages PyTorch's adaptive-pooling window i, [floor(i n/k), ceil((i+1) n/k)):
+    j is in it iff ``i n < (j + 1) k`` and ``j k < (i + 1) n`` (traceable integer compares, no division)."""
     j = torch.arange(size, dtype=torch.int64).unsqueeze(0)
     i = torch.arange(bins, dtype=torch.int64).unsqueeze(1)
     inside = ((i * size < (j + 1) * bins) & (j * bins < (i + 1) * size)).to(dtype)
@@ -27,8 +23,7 @@ def averaging_matrix(size: Union[int, Tensor], bins: int, dtype: torch.dtype = t
 
 
 class MatmulAdaptiveAvgPool2d(nn.Module):
-    """``AdaptiveAvgPool2d(output_size)`` as ``rows @ x @ cols^T``, matrices from the input's size on every call:
-    exact (up to float rounding) for any H x W, and exported shape-generic."""
+    """``AdaptiveAvgPool2d(output_size)`` as ``rows @ x @ cols^T``, exact for any H x W and exported shape-generic."""
 
     def __init__(self, output_size: Union[int, Tuple]):
         super().__init__()
@@ -51,9 +46,8 @@ class MatmulAdaptiveAvgPool2d(nn.Module):
 
 @contextlib.contextmanager
 def matmul_pools(model: nn.Module) -> Iterator[int]:
-    """Within the block, every ``AdaptiveAvgPool2d`` of ``model`` is a ``MatmulAdaptiveAvgPool2d`` (yields how many
-    were swapped); on leaving, the original modules are back. Swapped in place rather than on a copy: no second copy
-    of a large model, and quantization wrappers (NNCF) keep their own modules. Nested use swaps nothing twice."""
+    """Within the block, ``model``'s ``AdaptiveAvgPool2d`` are ``MatmulAdaptiveAvgPool2d`` (yields how many); in place,
+    not on a copy, so that NNCF wrappers keep their modules and a large model is not copied."""
     swapped: List[Tuple[nn.Module, str, nn.Module]] = [
         (parent, name, child) for parent in model.modules() for name, child in parent.named_children()
         if type(child) is nn.AdaptiveAvgPool2d]

@@ -11,8 +11,7 @@ from .registry import FOLDER_FORMS, RUNTIMES, Runner, check_offered, get_runtime
 
 
 def segmentor_form(segmentor: nn.Module) -> str:
-    """'int8' for a segmentor that declares it (an int8 folder's), 'train' / 'deploy' for a RepVGG segmentor, else
-    'baseline'."""
+    """The form a folder's segmentor declares, 'train' / 'deploy' for a RepVGG segmentor, else 'baseline'."""
     own = getattr(segmentor, 'form', None)
     if isinstance(own, str):
         return own
@@ -27,14 +26,10 @@ def _log(message: str) -> None:
 
 
 def with_runtime(segmentor: nn.Module, runtime: str = NATIVE, log: Callable[[str], None] = _log) -> nn.Module:
-    """Route ``segmentor.encode_decode`` (the network on one image or one sliding window) through ``runtime``;
-    preprocessing, sliding windows, resizing and argmax stay MMSegmentation's. Static-shape runtimes are prepared once
-    per input shape. A runtime that does not serve the segmentor's form or device, or that this CPU does not offer,
-    is refused before any image is read. 'native' and 'auto' (``repseg.runtime.auto``) pick the runtime for this CPU,
-    in the model's own precision or possibly a reduced one, and log one line naming it. Returns ``segmentor``,
-    changed in place (``segmentor.runtime`` and ``.runtime_precision`` name what runs); 'eager' leaves its network
-    untouched, as does any runtime for a tools/quantize.py folder's segmentor (it runs in its own OpenVINO
-    network)."""
+    """Route ``segmentor.encode_decode`` through ``runtime`` in place (the rest of the test path stays MMSegmentation's;
+    static-shape runtimes are prepared per input shape), refusing a runtime that cannot serve it before any image is
+    read; 'native' and 'auto' pick one for this CPU (``repseg.runtime.auto``). ``segmentor.runtime`` and
+    ``.runtime_precision`` name what runs; a tools/quantize.py folder keeps its own OpenVINO network."""
     form = segmentor_form(segmentor)
     param = next(segmentor.parameters(), None)
     device = param.device.type if param is not None else 'cpu'

@@ -30,8 +30,7 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, 
 
 
 class WriteError(OSError):
-    """A result file that could not be written (``errno`` one of ``WRITE_ERRNOS``, or None for a library that gives
-    no errno); ``str()`` is the one line the tools print: ``could not write FILE: REASON``."""
+    """A result file that could not be written; ``str()`` is the line tools print: ``could not write FILE: REASON``."""
 
     def __init__(self, path: 'PathLike', reason: str, code: Optional[int] = None):
         super().__init__(code, reason, str(path))
@@ -69,8 +68,7 @@ def torch_bytes(obj: Any) -> bytes:
 
 
 def safe_torch_load(path: PathLike, map_location: Union[str, torch.device] = 'cpu') -> Any:
-    """``torch.load(weights_only=True)`` with one-line errors: a file whose pickle would run code is refused
-    without running anything; a missing, truncated or non-checkpoint file names itself."""
+    """``torch.load(weights_only=True)`` (a pickle that would run code is refused unrun) with one-line errors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: no such checkpoint file')
@@ -147,8 +145,7 @@ END_MARKERS = {b'\xff\xd8': b'\xff\xd9', b'\x89PNG\r\n\x1a\n': b'IEND\xaeB`\x82'
 
 
 def is_cut_short(path: PathLike) -> bool:
-    """Whether a JPEG or PNG file lacks its end marker (trailing padding aside); reads only its first and last
-    bytes. Other formats: False."""
+    """Whether a JPEG or PNG file lacks its end marker (trailing padding aside); other formats: False."""
     with open(path, 'rb') as handle:
         head = handle.read(8)
         handle.seek(0, os.SEEK_END)
@@ -168,8 +165,7 @@ def check_out_file(path: PathLike, force: bool = False) -> None:
 
 
 def check_out_dir(path: PathLike, force: bool = False) -> None:
-    """Refuse an out-dir that is not a folder, or that holds files (an earlier result: outputs of two runs are never
-    mixed) unless ``force``, which replaces it whole."""
+    """Refuse an out-dir that is not a folder, or that holds files (never mix two runs) unless ``force``."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f'{path}: exists and is not a folder; expected a new or empty out-dir')
@@ -181,8 +177,7 @@ def check_out_dir(path: PathLike, force: bool = False) -> None:
 
 
 def _named_in(err: BaseException, tmp: Path, path: Path) -> WriteError:
-    """A write failure inside the folder ``tmp`` that is being built for ``path``, naming the file by its final
-    path (a failure without a file name names the folder)."""
+    """A write failure inside ``tmp``, the folder being built for ``path``, naming the file by its final path."""
     name = Path(err.filename) if isinstance(err, OSError) and err.filename else None
     if name is not None and (name == tmp or tmp in name.parents):
         name = path / name.relative_to(tmp)
@@ -190,8 +185,7 @@ def _named_in(err: BaseException, tmp: Path, path: Path) -> WriteError:
 
 
 def publish_dir(tmp: Path, path: Path, force: bool = False) -> None:
-    """Move the finished folder ``tmp`` onto ``path`` (checked again with ``check_out_dir``; ``force`` replaces a
-    folder that holds files): an error at any moment leaves ``path`` as it was."""
+    """Move the finished folder ``tmp`` onto ``path`` (checked again); an error at any moment leaves ``path`` as is."""
     check_out_dir(path, force)
     umask = os.umask(0)
     os.umask(umask)
@@ -212,10 +206,8 @@ def publish_dir(tmp: Path, path: Path, force: bool = False) -> None:
 
 @contextmanager
 def atomic_dir(path: PathLike, force: bool = False) -> Iterator[Path]:
-    """Build a folder result in a temporary sibling of ``path`` and move it onto ``path`` only when the block
-    succeeds: an error or an interrupt at any moment leaves ``path`` as it was. ``path`` is checked with
-    ``check_out_dir`` before and again after the block (files may have appeared meanwhile); ``force`` replaces it.
-    A write the machine refuses inside the block becomes a ``WriteError`` naming the file's final path."""
+    """Build a folder result in a temporary sibling of ``path`` and move it onto ``path`` (``publish_dir``) only when
+    the block succeeds; a refused write inside becomes a ``WriteError`` naming the file's final path."""
     path = Path(path)
     check_out_dir(path, force)
     tmp = None

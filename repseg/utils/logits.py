@@ -13,8 +13,7 @@ MIN_AGREEMENT = 0.9999
 
 @dataclass
 class LogitDiff:
-    """How far a network's logits are from the reference ones on one input. ``tolerance`` None: recorded, not judged
-    (reduced precision), and ``passed`` is None."""
+    """How far logits are from the reference ones on one input; ``passed`` None: recorded, not judged."""
 
     input: str
     shape: Tuple[int, ...]
@@ -47,8 +46,7 @@ class LogitDiff:
 
 def compare_logits(name: str, ref: Tensor, out: Tensor, atol: Optional[float] = None,
                    rtol: Optional[float] = LOGIT_RTOL, min_agreement: float = MIN_AGREEMENT) -> LogitDiff:
-    """Compare C x H x W (or N x C x H x W) logits. The tolerance is ``atol`` when given, else ``rtol * max|ref|``;
-    ``rtol=None`` (and no ``atol``) records the difference without judging it."""
+    """Compare (N x) C x H x W logits within ``atol``, else ``rtol * max|ref|``; both None: recorded, not judged."""
     if ref.shape != out.shape:
         raise ValueError(f'{name}: logits of shape {tuple(ref.shape)} and {tuple(out.shape)} differ')
     ref, out = ref.detach().float().cpu(), out.detach().float().cpu()

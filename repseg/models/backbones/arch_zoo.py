@@ -34,7 +34,7 @@ ARCH_SETTINGS: Dict[str, dict] = {
     # RepVGGplus (official repvggplus.py): D2se's depth and widths, SE after the ReLU instead of before it
     'L2pse': _arch(_D_BLOCKS, 2.5, 5, use_post_se=True),
 }
-_ARCH_KEYS = ('num_blocks', 'width_factor', 'group_layer_map', 'use_se', 'use_post_se')
+_ARCH_KEYS = ('num_blocks', 'width_factor', 'group_layer_map', 'use_se', 'use_post_se', 'widths')
 
 
 def official_name(name: str) -> str:
@@ -74,17 +74,33 @@ def resolve_arch(arch: Union[str, dict]) -> dict:
     unknown = set(arch) - set(_ARCH_KEYS)
     if unknown or not {'num_blocks', 'width_factor'} <= set(arch):
         raise ValueError(f'RepVGG arch dict has keys {sorted(arch)}; expected num_blocks, width_factor '
-                         f'and optionally group_layer_map, use_se, use_post_se')
+                         f'and optionally group_layer_map, use_se, use_post_se, widths')
     if len(arch['num_blocks']) != 4 or len(arch['width_factor']) != 4:
         raise ValueError(f'RepVGG arch dict: num_blocks={arch["num_blocks"]} and width_factor={arch["width_factor"]} '
                          f'must have 4 entries each (stages 1-4)')
-    return {'group_layer_map': None, 'use_se': False, 'use_post_se': False, **arch}
+    widths = arch.get('widths')
+    if widths is not None and (len(widths) != 1 + sum(arch['num_blocks'])
+                               or not all(isinstance(w, int) and w >= 1 for w in widths)):
+        raise ValueError(f'RepVGG arch dict: widths={widths} must list {1 + sum(arch["num_blocks"])} positive ints, '
+                         f'the output channels of every block (stem first)')
+    return {'group_layer_map': None, 'use_se': False, 'use_post_se': False, 'widths': None, **arch}
+
+
+def block_widths(arch: dict) -> List[int]:
+    """Output channels of every block, the stem first: the arch's ``widths`` (a pruned network) or the table's
+    min(64, 64a) for the stem and 64a, 128a, 256a, 512b for the blocks of stages 1-4."""
+    if arch.get('widths'):
+        return list(arch['widths'])
+    stages = [int(base * factor) for base, factor in zip((64, 128, 256, 512), arch['width_factor'])]
+    return [min(64, stages[0])] + [w for w, count in zip(stages, arch['num_blocks']) for _ in range(count)]
 
 
 def stage_channels(arch: dict) -> List[int]:
-    """Output channels of stages 0-4: min(64, 64a), 64a, 128a, 256a, 512b."""
-    widths = [int(base * factor) for base, factor in zip((64, 128, 256, 512), arch['width_factor'])]
-    return [min(64, widths[0])] + widths
+    """Output channels of stages 0-4 (their last blocks')."""
+    widths, ends = block_widths(arch), [0]
+    for count in arch['num_blocks']:
+        ends.append(ends[-1] + count)
+    return [widths[end] for end in ends]
 
 
 def _check_per_stage(name: str, values: Sequence[int]) -> tuple:
@@ -103,15 +119,16 @@ def block_specs(arch: dict, in_channels: int, strides: Sequence[int], dilations:
     """
     strides = _check_per_stage('strides', strides)
     dilations = _check_per_stage('dilations', dilations)
-    channels = stage_channels(arch)
+    widths = block_widths(arch)
     counts = [1] + list(arch['num_blocks'])
     total = sum(counts)
     groups_map: Optional[dict] = arch['group_layer_map'] or {}
     specs, layer, cin = [], 0, in_channels
-    for stage, (count, cout) in enumerate(zip(counts, channels)):
+    for stage, count in enumerate(counts):
         stage_specs = []
         for i in range(count):
             dilation = 1 if fast and total - layer > FAST_DILATED_BLOCKS else dilations[stage]
+            cout = widths[layer]
             stage_specs.append(BlockSpec(cin, cout, strides[stage] if i == 0 else 1, dilation,
                                          groups_map.get(layer, 1), bool(arch['use_se']), bool(arch['use_post_se'])))
             cin, layer = cout, layer + 1

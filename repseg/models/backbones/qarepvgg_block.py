@@ -1,10 +1,8 @@
 """The quantization-friendly RepVGG block (QARepVGG, Chu et al., AAAI 2024).
 
-RepVGG's identity BN gives near-dead channels huge per-channel scales (up to about 1477 in the paper's analysis),
-which the fused kernel inherits and int8 cannot represent. QARepVGG drops the BN of the identity and 1x1 branches and
-puts one BN after the sum. Deploy form and keys are RepVGGBlock's; train-time keys follow YOLOv6's ``QARepVGGBlock``
-(``rbr_dense.{conv,bn}``, ``rbr_1x1.weight``, ``bn``). Unlike YOLOv6 (SE between the sum and a BN kept in the deploy
-form), the BN comes first and SE acts on the pre-activation, so that the BN folds into the conv exactly.
+RepVGG's identity BN gives near-dead channels huge scales (up to about 1477 in the paper) that int8 cannot represent;
+QARepVGG drops the identity and 1x1 BNs for one BN after the sum. Train-time keys follow YOLOv6's ``QARepVGGBlock``,
+but the BN comes before SE, so that it folds into the deploy conv exactly.
 """
 import torch
 import torch.nn as nn

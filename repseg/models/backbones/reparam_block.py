@@ -1,9 +1,6 @@
-"""What every RepVGG-family block shares, and the protocol that converts any of them.
-
-A block is trained with several branches and deployed as one biased 3x3 conv (``rbr_reparam``). The protocol, as in
-timm's ``reparameterize()``, is found by name, not by class: a module with ``branches()`` (each branch as the (3x3
-kernel, bias) pair it contributes in eval mode) and ``switch_to_deploy()``. The fused kernel is the sum of the
-branches, so the diagnostics read exactly what the conversion adds up.
+"""What every RepVGG-family block shares, and the protocol that converts any of them into one biased 3x3 conv: as in
+timm's ``reparameterize()``, found by name, not class (``branches()`` and ``switch_to_deploy()``). The fused kernel
+is the sum of ``branches()``, so the diagnostics read exactly what the conversion adds up.
 """
 from typing import Dict, Optional, Tuple
 
@@ -31,9 +28,7 @@ class ConvBN(nn.Sequential):
 
 
 class SEBlock(nn.Module):
-    """Squeeze-excitation as in RepVGG-D2se (reduction 16) and RepVGGplus (reduction 4), but pooling over the whole
-    map: the official code pools with ``kernel_size=width``, which is wrong on non-square segmentation inputs.
-    """
+    """Squeeze-excitation pooling the whole map (the official ``kernel_size=width`` is wrong on non-square inputs)."""
 
     def __init__(self, channels: int, reduction: int = SE_REDUCTION):
         super().__init__()
@@ -45,10 +40,8 @@ class SEBlock(nn.Module):
 
 
 class ReparamBlock(nn.Module):
-    """post_SE(ReLU(SE(pre-activation))), where the pre-activation is the branches' sum in training and one biased 3x3
-    conv after ``switch_to_deploy``: the deploy conv, SE (RepVGG-D2se), post-SE (RepVGGplus), gradient checkpointing
-    and the switch, once. Subclasses create their train-time branches (named in ``TRAIN_MODULES``) in
-    ``build_branches`` and implement ``branch_sum`` (the train-form pre-activation) and ``branches``."""
+    """post_SE(ReLU(SE(pre-activation))), the pre-activation being the branches' sum, or one biased 3x3 conv after
+    ``switch_to_deploy``; subclasses implement ``build_branches`` (``TRAIN_MODULES``), ``branch_sum``, ``branches``."""
 
     #: The attributes that hold train-time branches; ``switch_to_deploy`` deletes them.
     TRAIN_MODULES: Tuple[str, ...] = ()
@@ -92,8 +85,7 @@ class ReparamBlock(nn.Module):
         raise NotImplementedError
 
     def branches(self) -> Branches:
-        """Each train-form branch as the (3x3 kernel, bias) it contributes to the deploy conv in eval mode
-        (differentiable; BN running statistics)."""
+        """Each train-form branch as the (3x3 kernel, bias) it adds to the deploy conv in eval mode."""
         raise NotImplementedError
 
     def _forward(self, x: Tensor) -> Tensor:
@@ -133,9 +125,8 @@ def is_reparameterizable(module: nn.Module) -> bool:
 
 
 def reparameterize(model: nn.Module) -> nn.Module:
-    """Convert every re-parameterizable block inside ``model`` (a backbone, an EncoderDecoder, anything) in place;
-    other modules are untouched, converted blocks skipped. The BN *running* statistics are fused, so the result equals
-    the original in eval mode, also when called in train mode or with SyncBN. Returns ``model``."""
+    """Convert every re-parameterizable block inside ``model`` in place, fusing BN *running* statistics (equal in eval
+    mode, also when called in train mode or with SyncBN); returns ``model``."""
     for module in list(model.modules()):
         if is_reparameterizable(module):
             module.switch_to_deploy()

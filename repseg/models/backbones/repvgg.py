@@ -30,7 +30,8 @@ class RepVGG(BaseModule):
     Args:
         arch: 'A0' ... 'D2se' (or 'RepVGG-B2'), 'L2pse' (or 'RepVGGplus-L2pse'), or a dict with ``num_blocks``,
             ``width_factor`` (4 entries each) and optionally ``group_layer_map`` ({global layer index: groups}),
-            ``use_se`` (SE before the ReLU, reduction 16) and ``use_post_se`` (SE after the ReLU, reduction 4).
+            ``use_se`` (SE before the ReLU, reduction 16), ``use_post_se`` (SE after the ReLU, reduction 4) and
+            ``widths`` (every block's output channels, stem first: what ``tools/prune.py`` writes).
         out_indices: stages to return, 0 (the stem block) to 4.
         strides, dilations: per stage 0-4; PSPNet uses strides (2, 2, 2, 1, 1), dilations (1, 1, 1, 2, 4).
         fast: dilate only the last 5 blocks of the network (the paper's "fast" segmentation variants).

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, example: Tensor) -> Dict[str, float]:
-    """GMACs per image of ``model`` on ``example``'s shape, in total and for its ``backbone`` submodule if any."""
+def layer_macs(model: nn.Module, example: Tensor) -> Dict[str, int]:
+    """Multiply-adds of every Conv2d and Linear of ``model`` (by module name) on ``example``'s shape, whole batch."""
     shadow = copy.deepcopy(model).to('meta')
     macs: Dict[str, int] = {}
 
@@ -31,9 +31,14 @@ def count_macs(model: nn.Module, example: Tensor) -> Dict[str, float]:
     finally:
         for handle in handles:
             handle.remove()
-    batch = example.shape[0]
+    return macs
+
+
+def count_macs(model: nn.Module, example: Tensor) -> Dict[str, float]:
+    """GMACs per image of ``model`` on ``example``'s shape, in total and for its ``backbone`` submodule if any."""
+    macs, batch = layer_macs(model, example), example.shape[0]
     out = {'gmacs': sum(macs.values()) / batch / 1e9}
-    backbone = next((f'{n}.' for n, _ in shadow.named_modules() if n.rpartition('.')[2] == 'backbone'), None)
+    backbone = next((f'{n}.' for n, _ in model.named_modules() if n.rpartition('.')[2] == 'backbone'), None)
     if backbone:
         out['backbone_gmacs'] = sum(v for n, v in macs.items() if n.startswith(backbone)) / batch / 1e9
     return out
