@@ -13,6 +13,7 @@ from torch import nn
 from repseg.apis import init_segmentor, sync_bn_to_bn
 from repseg.models import SegLogits, count_macs, reparameterize
 from repseg.pruning import prune_segmentor, segmentor_gmacs, zero_channels
+from repseg.utils.machine import cpu_flags
 
 #: The tiny config with two grouped blocks (stage 2 block 1 and stage 3 block 1, groups 2).
 GROUPED = """_base_ = ['./tiny.py']
@@ -138,7 +139,7 @@ def test_the_pruned_pair_goes_through_every_tool(tiny, tmp_path):
     runs = [('infer.py', config, checkpoint, image, '--out-dir', tmp_path / 'masks'),
             ('export_onnx.py', config, checkpoint, '--out', tmp_path / 'pruned.onnx', '--shape', *SHAPE),
             ('quantize.py', config, checkpoint, '--out-dir', tmp_path / 'int8', '--num-calib', '2')]
-    if {'avx512_bf16', 'amx_bf16'} & set(open('/proc/cpuinfo').read().split()):
+    if {'avx512_bf16', 'amx_bf16'} & set(cpu_flags()):
         runs.append(('quantize.py', config, checkpoint, '--out-dir', tmp_path / 'bf16', '--precision', 'bf16'))
     runs.append(('benchmark.py', '--configs', config, '--shape', *SHAPE, '--repeats', '1', '--warmup', '1',
                  '--runtime', 'eager,onnxruntime', '--backbone', 'none', '--out', tmp_path / 'bench'))
