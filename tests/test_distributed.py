@@ -27,7 +27,7 @@ from mmseg.registry import MODELS
 
 from repseg.apis import sync_bn_to_bn
 from repseg.datasets import make_sample_dataset
-from repseg.engine import allow_runner_checkpoints, init_cpu_distributed, load_config, slurm_env, train
+from repseg.engine import allow_runner_checkpoints, cli, init_cpu_distributed, load_config, slurm_env, train
 from repseg.engine.launch import test as run_test
 
 TINY_CONFIG = """
@@ -254,6 +254,28 @@ def test_an_error_every_rank_finds_is_printed_once(tiny):
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert errors == [f'error: {bad}: not a PyTorch checkpoint (Unsupported operand 110)'], proc.stderr[-3000:]
+
+
+def test_a_rank_whose_error_rank_0_does_not_share_says_it_itself_after_the_grace(monkeypatch, capsys):
+    """Rank 1 leaves a pre-group error to rank 0 and waits (torchrun ends it when rank 0 fails): not ended, it reports
+    the error itself, tagged. An interrupt stays silent on rank 1."""
+    monkeypatch.setenv('RANK', '1')
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setattr(cli, 'REPORT_GRACE_S', 0.2)
+
+    def bad_input() -> None:
+        raise ValueError('x.pth: only rank 1 cannot read it')
+
+    with pytest.raises(SystemExit, match='2'):
+        cli.run_cli(bad_input)
+    assert capsys.readouterr().err == '[rank 1] error: x.pth: only rank 1 cannot read it\n'
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit, match='130'):
+        cli.run_cli(interrupted)
+    assert capsys.readouterr().err == ''
 
 
 def test_a_checkpoint_save_refused_under_torchrun_stops_every_rank_with_one_line(tiny):

@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+import time
 from typing import Callable
 
 import torch.distributed as dist
@@ -26,18 +27,28 @@ def one_line(err: BaseException) -> str:
     return ' '.join(message.split())
 
 
+#: How long a rank other than 0 waits for rank 0 to print an error they share before it exits. torchrun stops every
+#: process once one fails, so a rank that exited first could silence rank 0 (seen in CI); rank 0's exit ends the wait.
+REPORT_GRACE_S = 20.0
+
+
 class SharedError(Exception):
     """An error every rank raised together (e.g. a checkpoint rank 0 could not write): printed once, by rank 0."""
 
 
-def _report(line: str, shared: bool = False) -> None:
-    """Print ``line`` once: by rank 0 for an error before the group started or ``shared``, else tagged by rank."""
+def _report(line: str, shared: bool = False, wait: bool = True) -> None:
+    """Print ``line`` once: by rank 0 for an error before the group started or ``shared``, else tagged by rank. A
+    rank that leaves it to rank 0 first waits ``REPORT_GRACE_S`` for torchrun to end it (rank 0 failed and said so);
+    still running, it says so itself, tagged: the error was its own (``wait=False``: it stays silent, an interrupt)."""
     rank = int(os.environ.get('RANK', '0') or 0)
     started = dist.is_available() and dist.is_initialized()
     if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 and started and not shared:
         line = f'[rank {rank}] {line}'
     elif rank != 0:
-        return
+        if not wait:
+            return
+        time.sleep(REPORT_GRACE_S)
+        line = f'[rank {rank}] {line}'
     print(line, file=sys.stderr)
 
 
@@ -49,7 +60,8 @@ def run_cli(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         if os.environ.get('REPSEG_DEBUG'):
             raise
-        _report('error: interrupted; no result half-written (outputs are moved into place only when complete)')
+        _report('error: interrupted; no result half-written (outputs are moved into place only when complete)',
+                wait=False)
         sys.exit(130)
     except (OSError, *USER_ERRORS) as err:
         if os.environ.get('REPSEG_DEBUG') or not (isinstance(err, USER_ERRORS) or is_write_failure(err)):
