@@ -12,7 +12,7 @@ from torch import nn
 
 from repseg.apis import init_segmentor, sync_bn_to_bn
 from repseg.models import SegLogits, count_macs, reparameterize
-from repseg.pruning import prune_segmentor, segmentor_gmacs, zero_channels
+from repseg.pruning import prune, prune_segmentor, segmentor_gmacs, zero_channels
 from repseg.utils.machine import cpu_flags
 
 #: The tiny config with two grouped blocks (stage 2 block 1 and stage 3 block 1, groups 2).
@@ -101,11 +101,45 @@ def test_prune_tool_writes_an_ordinary_pair_from_a_train_form_checkpoint(tiny, t
     assert_close(model, zero_channels(deploy_model(tiny, 'tiny_g'), report['removed_channels']))
 
 
+def test_train_form_pruning_keeps_bn_ties_stage_widths_and_converts_exactly(tiny, tmp_path):
+    """--form train: the pair stays in train form (BNs, identity branches), each stage has one width (the identity
+    adds tie its blocks), it equals the zeroed original, and convert_to_deploy.py converts it with its proof."""
+    out = tmp_path / 'pruned'
+    proc = run_tool_in_process('prune.py', tiny / 'tiny_g.py', tiny / 'tiny_g.pth', '--out-dir', out, '--ratio', '0.4',
+                               '--shape', *SHAPE, '--round-to', '4', '--form', 'train', cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / 'pruning.json').read_text())
+    assert report['form'] == 'train' and report['conversion'] == [] and report['verification'][0]['passed']
+    assert abs(report['after']['gmacs'] - 0.6 * report['before']['gmacs']) <= 0.02 * 0.6 * report['before']['gmacs']
+    cfg = Config.fromfile(str(out / 'pruned_config.py'))
+    assert not cfg.model.backbone.get('deploy', False)
+    model = init_segmentor(out / 'pruned_config.py', out / 'pruned.pth', runtime='eager').eval()
+    for stage in range(1, 5):
+        blocks = list(getattr(model.backbone, f'stage{stage}'))
+        assert len({b.rbr_dense.conv.out_channels for b in blocks}) == 1
+        assert all(b.rbr_identity is not None for b in blocks[1:])  # identity branches survive
+    assert model.backbone.stage4[0].rbr_dense.conv.out_channels < 256
+    assert segmentor_gmacs(model, (64, 128)) == pytest.approx(report['after']['gmacs'])  # deploy GMACs, 1x1 folded
+    original = init_segmentor(tiny / 'tiny_g.py', tiny / 'tiny_g.pth', runtime='eager').eval()
+    assert_close(model, zero_channels(original, report['removed_channels']))
+
+    proc = run_tool_in_process('convert_to_deploy.py', out / 'pruned_config.py', out / 'pruned.pth', '--out-dir',
+                               tmp_path / 'deploy', cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    deployed = init_segmentor(tmp_path / 'deploy/deploy_config.py', tmp_path / 'deploy/deploy.pth', runtime='eager')
+    assert segmentor_gmacs(deployed, (64, 128)) == pytest.approx(report['after']['gmacs'])  # the proof passed: rc 0
+    with pytest.raises(ValueError, match='deploy-form checkpoint has no train-time branches; --form train needs'):
+        prune(tmp_path / 'deploy/deploy_config.py', tmp_path / 'deploy/deploy.pth', tmp_path / 'again', ratio=0.3,
+              shape=(64, 128), form='train', log=lambda _: None)
+    assert not (tmp_path / 'again').exists()
+
+
 @pytest.mark.parametrize('args, message', [
     (['--ratio', '1.5'], '--ratio 1.5: expected the share of GMACs to remove, between 0 and 1'),
     (['--target-gmacs', '1000'], '--target-gmacs 1000: expected between 0 and the model\'s'),
     (['--ratio', '0.3', '--importance', 'fpgm'], "argument --importance: invalid choice: 'fpgm'"),
     (['--ratio', '0.3', '--target-gmacs', '1'], 'argument --target-gmacs: not allowed with argument --ratio'),
+    (['--ratio', '0.3', '--form', 'plain'], "argument --form: invalid choice: 'plain'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tiny, tmp_path, args, message):
     out = tmp_path / 'pruned'

@@ -1,7 +1,8 @@
-"""tools/prune.py's library: a trained segmentor (either form) -> its pruned deploy form, proven, written whole.
+"""tools/prune.py's library: a trained segmentor -> its pruned deploy form (or train form), proven, written whole.
 
-The proof: the original deploy model with the removed channels zeroed computes what the pruned one computes, and the
-pruned model compared is the one built from the written config and loaded strictly with the written weights.
+The proof: the original model with the removed channels zeroed computes what the pruned one computes, and the pruned
+model compared is the one built from the written config and loaded strictly with the written weights. The train form
+keeps its BNs (fine-tuned at the recipe's lr, then converted); its identity branches tie a stage's widths together.
 """
 import copy
 import json
@@ -25,6 +26,7 @@ PRUNED_CHECKPOINT, PRUNED_CONFIG, PRUNING_REPORT = 'pruned.pth', 'pruned_config.
 GMACS_TOLERANCE = 0.02  # the reached GMACs are within 2% of the target
 PRUNE_RTOL = 1e-5  # pruned vs zeroed logits, relative to max |logit|
 PROOF_SHAPE = (129, 161)
+FORMS = ('deploy', 'train')
 
 
 def inference_params(segmentor: nn.Module) -> int:
@@ -33,12 +35,13 @@ def inference_params(segmentor: nn.Module) -> int:
 
 
 def pruned_config(cfg: Config, pruned: nn.Module, load_from: str) -> Config:
-    """``cfg`` (deploy form) with the backbone's widths listed block by block and the heads' channels read from the
-    pruned model: an ordinary config that builds the pruned network."""
+    """``cfg`` (in the pruned model's form) with the backbone's widths listed block by block and the heads' channels
+    read from the pruned model: an ordinary config that builds the pruned network."""
     out = copy.deepcopy(cfg)
     backbone = pruned.backbone
     blocks = [backbone.stage0] + [b for stage in range(1, 5) for b in getattr(backbone, f'stage{stage}')]
-    arch = dict(resolve_arch(backbone.arch), widths=[b.rbr_reparam.out_channels for b in blocks])
+    widths = [(b.rbr_reparam if b.deploy else b.rbr_dense.conv).out_channels for b in blocks]
+    arch = dict(resolve_arch(backbone.arch), widths=widths)
     out.model.backbone.arch = {k: v for k, v in arch.items() if v is not None}
     channels = stage_channels(arch)
     for key in ('decode_head', 'auxiliary_head'):
@@ -53,6 +56,16 @@ def pruned_config(cfg: Config, pruned: nn.Module, load_from: str) -> Config:
             head_cfg.channels = head.conv_seg.in_channels
     out.load_from = load_from
     return out
+
+
+def _train_source(config: Union[str, Path, Config], checkpoint: Union[str, Path]):
+    """(train config, train model, meta, no conversion): a deploy checkpoint has no branches left to prune."""
+    cfg = read_config(config)
+    state, meta = read_checkpoint(checkpoint)
+    if config_form(cfg) == 'deploy' or meta.get('deploy'):
+        raise ValueError(f'{checkpoint}: a deploy-form checkpoint has no train-time branches; --form train needs the '
+                         f'training checkpoint (or use --form deploy)')
+    return cfg, build_segmentor(model_config(cfg), state, meta, checkpoint), meta, []
 
 
 def _deploy_source(config: Union[str, Path, Config], checkpoint: Union[str, Path], log: Callable[[str], None]):
@@ -71,20 +84,23 @@ def _deploy_source(config: Union[str, Path, Config], checkpoint: Union[str, Path
 
 def prune(config: Union[str, Path, Config], checkpoint: Union[str, Path], out_dir: Union[str, Path],
           target_gmacs: Optional[float] = None, ratio: Optional[float] = None, shape: Sequence[int] = (512, 1024),
-          importance: str = 'l2', round_to: int = 16, force: bool = False,
+          importance: str = 'l2', round_to: int = 16, form: str = 'deploy', force: bool = False,
           log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Write ``out_dir/{pruned_config.py, pruned.pth, pruning.json}`` (or nothing) for a trained segmentor pruned to
-    ``target_gmacs`` at ``shape``, or by the share ``ratio`` of its GMACs; returns the report."""
+    """Write ``out_dir/{pruned_config.py, pruned.pth, pruning.json}`` (or nothing) for a trained segmentor pruned in
+    ``form`` to ``target_gmacs`` (deploy GMACs) at ``shape``, or by the share ``ratio`` of them; returns the report."""
     if (target_gmacs is None) == (ratio is None):
         raise ValueError('give exactly one of --target-gmacs and --ratio')
     if ratio is not None and not 0 < ratio < 1:
         raise ValueError(f'--ratio {ratio}: expected the share of GMACs to remove, between 0 and 1 (0.3 removes 30%)')
     if importance not in IMPORTANCE:
         raise ValueError(f'--importance {importance!r}: expected one of {", ".join(IMPORTANCE)}')
+    if form not in FORMS:
+        raise ValueError(f'--form {form!r}: expected one of {", ".join(FORMS)}')
     if round_to < 1:
         raise ValueError(f'--round-to {round_to}: expected a positive number of channels')
     check_out_dir(out_dir, force)
-    cfg, model, meta, conversion = _deploy_source(config, checkpoint, log)
+    cfg, model, meta, conversion = (_train_source(config, checkpoint) if form == 'train' else
+                                    _deploy_source(config, checkpoint, log))
     before = segmentor_gmacs(model, shape)
     target = before * (1 - ratio) if ratio is not None else target_gmacs
     if not 0 < target < before:
@@ -99,7 +115,7 @@ def prune(config: Union[str, Path, Config], checkpoint: Union[str, Path], out_di
 
     source = str(config.filename if isinstance(config, Config) else config)
     ckpt_path = Path(out_dir) / PRUNED_CHECKPOINT
-    header = (f'Pruned deploy form of {source}: {before:.2f} -> {after:.2f} GMACs at {shape[0]}x{shape[1]}\n'
+    header = (f'Pruned {form} form of {source}: {before:.2f} -> {after:.2f} GMACs at {shape[0]}x{shape[1]}\n'
               f'weights: {PRUNED_CHECKPOINT} (load_from), pruned from {checkpoint} by tools/prune.py')
     text = config_text(pruned_config(cfg, pruned, str(ckpt_path)), header)
     state = pruned.state_dict()
@@ -111,13 +127,14 @@ def prune(config: Union[str, Path, Config], checkpoint: Union[str, Path], out_di
 
     report = dict(
         source_config=source, source_checkpoint=str(Path(checkpoint).resolve()),
-        criterion=importance, round_to=round_to, shape=list(shape), target_gmacs=target,
+        form=form, criterion=importance, round_to=round_to, shape=list(shape), target_gmacs=target,
         before=dict(gmacs=before, params=inference_params(model)),
         after=dict(gmacs=after, params=inference_params(built)),
         widths={name: m.out_channels for name, m in built.named_modules() if isinstance(m, nn.Conv2d)},
         removed_channels={name: sorted(idxs) for name, idxs in removed.items() if idxs},
         conversion=conversion, verification=[d.as_dict() for d in diffs], repseg_version=__version__)
-    ckpt_meta = dict(carried_meta(meta), deploy=True, pruning={k: report[k] for k in ('criterion', 'before', 'after')})
+    ckpt_meta = dict(carried_meta(meta), deploy=form == 'deploy',
+                     pruning={k: report[k] for k in ('form', 'criterion', 'before', 'after')})
     with atomic_dir(out_dir, force) as tmp:
         write_file(tmp / PRUNED_CHECKPOINT, torch_bytes(dict(meta=ckpt_meta, state_dict=state)))
         write_file(tmp / PRUNING_REPORT, json.dumps(report, indent=1) + '\n')

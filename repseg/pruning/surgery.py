@@ -13,7 +13,7 @@ import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from repseg.models import SegLogits, count_macs, layer_macs
+from repseg.models import SegLogits, layer_macs
 
 #: ``--importance`` choices: how the channels that go are chosen within each group of coupled layers (the group's
 #: summed weight norms; random as the baseline a criterion must beat). Torch-Pruning 1.6's FPGM fails on grouped
@@ -45,8 +45,10 @@ class _AllHeads(nn.Module):
 
 
 def segmentor_gmacs(segmentor: nn.Module, shape: Sequence[int]) -> float:
-    """GMACs of one image at ``shape`` (decode head only: what inference runs)."""
-    return count_macs(SegLogits(segmentor, resize=False), torch.empty(1, 3, *shape))['gmacs']
+    """GMACs of one image at ``shape`` of what inference runs, the deploy form with its decode head, for either form
+    (a train-form block's 1x1 branch folds into its 3x3 conv)."""
+    macs = layer_macs(SegLogits(segmentor, resize=False), torch.empty(1, 3, *shape))
+    return sum(v for name, v in macs.items() if not name.endswith('rbr_1x1.conv')) / 1e9
 
 
 class _Surgeon:
