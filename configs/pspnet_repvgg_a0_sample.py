@@ -1,7 +1,7 @@
 # PSPNet-RepVGG-A0 on the embedded sample dataset (procedural street scenes in the Cityscapes layout), for a CPU.
-# `make demo` runs it; the data come from `python tools/make_sample_data.py data/sample`.
+# `make demo` runs it; the data come from `python tools/make_sample_data.py --out-dir data/sample`.
 # Same model family and recipe shape as the Cityscapes configs (poly LR, SGD, PSP + auxiliary FCN heads), scaled to a
-# few CPU minutes: 256x256 crops, batch 4, no ImageNet weights (none can be downloaded here), a higher lr for that
+# few CPU minutes: 256x256 crops, batch 4, no ImageNet weights (the demo downloads nothing), a higher lr for that
 # (./_base_/schedules/poly_400i_cpu.py: 400 iterations).
 _base_ = [
     './_base_/models/pspnet_repvgg.py',

@@ -14,7 +14,7 @@ custom_imports = dict(imports=['repseg'], allow_failed_imports=False)  # CamVidD
 crop_size = (256, 256)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    pretrained=None,  # from scratch, as the RepVGG model (FACTS.md 5: else EncoderDecoder passes it on)
+    pretrained=None,  # from scratch, as the RepVGG model (else EncoderDecoder has the backbone load ResNet-50 weights)
     backbone=dict(depth=18),
     # head sizes of MMSegmentation's own pspnet_r18-d8 configs
     decode_head=dict(in_channels=512, channels=128, num_classes=11),

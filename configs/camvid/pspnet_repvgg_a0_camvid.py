@@ -5,7 +5,7 @@
 # with no other job running: mIoU 36.24, mAcc 45.85, aAcc 81.44 (28.09 mIoU after 250 iterations); 2.3 s per iteration,
 # 21 min wall for the whole run including two validations. Per class IoU: Sky 89.7, Building 76.3, Road 81.3,
 # Tree 75.9, Car 40.6, Pavement 34.9; Pole, SignSymbol, Fence, Pedestrian, Bicyclist 0 (too thin or rare to be learned
-# from scratch in 500 CPU iterations). The same recipe run to 1000 iterations reached 40.16 mIoU.
+# from scratch in 500 CPU iterations). Other runs of this recipe: configs/README.md and docs/quantization.md.
 #   ln -s /path/to/camvid data/camvid     # see data/README.md
 #   python tools/train.py configs/camvid/pspnet_repvgg_a0_camvid.py --work-dir work_dirs/camvid/pspnet_repvgg_a0_camvid
 #   python tools/test.py configs/camvid/pspnet_repvgg_a0_camvid.py work_dirs/camvid/pspnet_repvgg_a0_camvid/iter_500.pth

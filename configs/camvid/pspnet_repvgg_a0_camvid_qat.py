@@ -21,4 +21,4 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=max_iters))
 custom_hooks = [dict(type='QATExportHook', out_dir='int8',
-                     agreement_images=['../shared/data/cityscapes_sample/leftImg8bit/val'])]
+                     agreement_images=['data/camvid/val'])]

@@ -1,8 +1,8 @@
 """Key layouts of the RepVGG checkpoint formats we import, and their translation to RepSeg's backbone keys.
 
-RepSeg's keys are the official RepVGG ones; mmpretrain and timm rename blocks, branches and SE layers (FACTS.md
-section 3); RepVGGplus nests blocks in ``stageN.blocks.i`` and splits stage 3 in two. Every rule is a table, so that
-a format can be checked against its source at a glance.
+RepSeg's keys are the official RepVGG ones; mmpretrain and timm rename blocks, branches and SE layers
+(docs/pretrained.md); RepVGGplus nests blocks in ``stageN.blocks.i`` and splits stage 3 in two. Every rule is a
+table, so that a format can be checked against its source at a glance.
 """
 import re
 from typing import Dict, List, Optional, Tuple

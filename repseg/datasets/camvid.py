@@ -63,7 +63,7 @@ def camvid_pairs(img_dir: str, ann_dir: Optional[str], img_suffixes: Sequence[st
 
 @DATASETS.register_module()
 class CamVidDataset(BaseSegDataset):
-    """CamVid, 11 classes, SegNet layout, images PNG (as published) or JPEG (the shared copy); configured with
+    """CamVid, 11 classes, SegNet layout, images PNG (as published) or JPEG; configured with
     ``data_root`` and ``data_prefix=dict(img_path='val', seg_map_path='valannot')``. Label 11 is mapped to 255."""
     METAINFO = dict(classes=CAMVID_CLASSES, palette=CAMVID_PALETTE)
 

@@ -1,5 +1,6 @@
 """The official RepVGG custom L2 (``get_custom_L2``, the ``--custwd`` training flag) and a config switch for it
-(derivation, the ``identity`` correction of official issue #99, what is covered: docs/quantization.md). Per
+(derivation, what is covered: docs/quantization.md; the ``identity`` correction follows the discussion in
+https://github.com/DingXiaoH/RepVGG/issues/99). Per
 train-form block, with t3, t1 the detached BN scales of the 3x3 and 1x1 branches::
 
     sum(K3^2) - sum(K3c^2) + sum((K3c * t3 + K1 * t1)^2 / (t3^2 + t1^2)),    K3c = K3[:, :, 1:2, 1:2]
@@ -44,7 +45,7 @@ def covered_kernels(model: nn.Module) -> Dict[str, nn.Parameter]:
 
 
 def block_custom_l2(block: RepVGGBlock, identity: bool = False) -> Tensor:
-    """The official per-block term; ``identity=True`` adds the identity branch to the centre tap (issue #99)."""
+    """The official per-block term; ``identity=True`` adds the identity branch to the centre tap."""
     k3, k1 = block.rbr_dense.conv.weight, block.rbr_1x1.conv.weight
     t3, t1 = _bn_scale(block.rbr_dense.bn), _bn_scale(block.rbr_1x1.bn)
     centre = k3[:, :, 1:2, 1:2]

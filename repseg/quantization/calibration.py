@@ -1,6 +1,7 @@
 """Calibration inputs: exactly what the network sees at test time (training images through the test pipeline and
 MMSegmentation's ``inference``), so that int8 ranges fit the real activations; ``street_frames`` for the benchmark."""
 import copy
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -14,7 +15,8 @@ from torch import Tensor, nn
 
 from repseg.datasets.sample_scenes import draw_scene
 
-SHARED_FRAME = Path(__file__).resolve().parents[2].parent / 'shared' / 'data' / 'cityscapes_demo_1024x512.png'
+#: A street photo to cut calibration crops from (e.g. a Cityscapes frame), where one is at hand; else a generated scene.
+STREET_FRAME_ENV = 'REPSEG_STREET_FRAME'
 
 
 def build_split(cfg: Config, loader: str, pipeline: Optional[Sequence[dict]] = None) -> Any:
@@ -78,10 +80,12 @@ class CalibrationSet:
 
 def street_frames(shape: Tuple[int, int], count: int, mean: Sequence[float], std: Sequence[float],
                   bgr_to_rgb: bool) -> Tuple[List[Tensor], str]:
-    """``count`` normalized crops over the Cityscapes frame in ``../shared/data/`` (else a generated scene), source."""
+    """``count`` normalized crops over the street photo named by $REPSEG_STREET_FRAME (else a generated scene), and
+    their source."""
     h, w = int(shape[0]), int(shape[1])
-    if SHARED_FRAME.is_file():
-        image, source = cv2.imread(str(SHARED_FRAME), cv2.IMREAD_COLOR), f'crops of {SHARED_FRAME.name}'
+    frame = Path(os.environ.get(STREET_FRAME_ENV, ''))
+    if frame.is_file():
+        image, source = cv2.imread(str(frame), cv2.IMREAD_COLOR), f'crops of {frame.name}'
     else:
         rgb, _ = draw_scene(np.random.default_rng(0), 1024, 512)
         image, source = np.ascontiguousarray(rgb[..., ::-1]), 'crops of a generated sample scene (seed 0)'

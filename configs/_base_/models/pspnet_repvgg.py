@@ -5,7 +5,7 @@ custom_imports = dict(imports=['repseg'], allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
-    pretrained=None,  # or EncoderDecoder hands `pretrained` to the backbone (FACTS.md 5)
+    pretrained=None,  # else EncoderDecoder hands the base's ResNet `pretrained` URL to the backbone as its init_cfg
     backbone=dict(
         _delete_=True,
         type='RepVGG',

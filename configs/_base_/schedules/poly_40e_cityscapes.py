@@ -5,7 +5,9 @@
 # Batch split: 8 GPUs x 2 images (train_dataloader.batch_size=2, `torchrun --nproc_per_node 8 tools/train.py ...`).
 # Fewer GPUs: keep the total batch at 16, e.g. 4 GPUs x 4 images (--cfg-options train_dataloader.batch_size=4) or
 # 2 GPUs x 8. If memory forbids that, halve the total batch, halve the lr and double max_iters and the poly `end`
-# (linear scaling), or let mmengine scale the lr with `--auto-scale-lr` (base_batch_size=16 below).
+# (linear scaling) by hand, e.g. 8 GPUs x 1 image: --cfg-options train_dataloader.batch_size=1
+# optim_wrapper.optimizer.lr=0.005 train_cfg.max_iters=14880 param_scheduler.0.end=14881
+# (tools/train.py does not scale the lr itself; auto_scale_lr below only records the base batch size of 16).
 max_iters = 7440
 val_interval = 744  # every 4 epochs
 
