@@ -5,6 +5,12 @@ in MMSegmentation's registries.
 """
 import warnings
 
+import torch
+
+from .version import check_torch
+
+check_torch(torch.__version__)
+
 # mmengine 0.10.7 resolves `mmseg::` configs through pkg_resources (hence setuptools<81): its deprecation is noise.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 # MMSegmentation 1.2.2's own heads call its deprecated `build_loss`; nothing a config or a user can change.

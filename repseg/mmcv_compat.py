@@ -2,10 +2,11 @@
 
 mmcv-lite ships ``mmcv.ops``'s sources but not the compiled ``mmcv._ext``, and four MMSegmentation modules import
 ``mmcv.ops`` unguarded, which breaks ``import mmseg.models`` although PSPNet needs no compiled op. Unless
-``mmcv._ext`` exists, ``install()`` (run by ``import repseg``, before mmseg) registers a stand-in ``mmcv.ops`` with
+``mmcv._ext`` loads, ``install()`` (run by ``import repseg``, before mmseg) registers a stand-in ``mmcv.ops`` with
 pure-PyTorch ``point_sample`` and ``sigmoid_focal_loss`` (the two ops imported unguarded); every other op raises
 ``ModuleNotFoundError`` naming it, which keeps MMSegmentation's own ``except ModuleNotFoundError`` guards working.
 """
+import importlib
 import importlib.util
 import sys
 import types
@@ -23,11 +24,21 @@ ACTIVE = False
 
 
 def has_compiled_mmcv() -> bool:
-    """Whether mmcv's compiled extension is importable (the same test as mmengine's ``mmcv_full_available``)."""
+    """Whether mmcv's compiled extension loads. Its mere presence is not enough: an mmcv built for another torch
+    fails with an undefined symbol, and is then set aside, with a warning, as if it were mmcv-lite."""
     try:
-        return importlib.util.find_spec('mmcv._ext') is not None
+        if importlib.util.find_spec('mmcv._ext') is None:
+            return False
     except (ImportError, ValueError):
         return False
+    try:
+        importlib.import_module('mmcv._ext')
+    except (ImportError, OSError) as err:
+        warnings.warn(f'mmcv\'s compiled ops do not load with torch {torch.__version__} '
+                      f'({" ".join(str(err).split())[:200]}); RepSeg uses its mmcv-lite layer instead (PSPNet needs no '
+                      f'compiled op). To use them, rebuild mmcv for this torch', RuntimeWarning, stacklevel=2)
+        return False
+    return True
 
 
 def point_sample(input: torch.Tensor, points: torch.Tensor, align_corners: bool = False,

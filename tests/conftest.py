@@ -6,6 +6,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+# The CPU suite runs the same on a machine with GPUs: CUDA is hidden before anything initializes it (mmengine picks its
+# device when imported), from this process and the ones it starts. `make test-gpu` (REPSEG_TEST_GPU=1) runs the tests
+# marked `gpu` instead, with CUDA visible.
+GPU_RUN = os.environ.get('REPSEG_TEST_GPU') == '1'
+if not GPU_RUN:
+    os.environ['CUDA_VISIBLE_DEVICES'] = ''
+
+# isort: split
 import cv2
 import numpy as np
 import pytest
@@ -33,9 +41,20 @@ DEMO_FRAME = SHARED_DATA / 'cityscapes_demo_1024x512.png'
 FRAME = CITYSCAPES_SAMPLE / 'leftImg8bit' / 'val' / 'frankfurt' / 'frankfurt_000000_000294_leftImg8bit.png'
 LABELS = CITYSCAPES_SAMPLE / 'gtFine' / 'val' / 'frankfurt' / 'frankfurt_000000_000294_gtFine_labelTrainIds.png'
 SAMPLE_CONFIG = REPO / 'configs' / 'pspnet_repvgg_a0_sample.py'
+if DEMO_FRAME.is_file():  # int8 calibration crops from a real street frame, as a user's would be
+    os.environ.setdefault('REPSEG_STREET_FRAME', str(DEMO_FRAME))
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 register_all_modules(init_default_scope=True)  # as MMSegmentation's own tools do
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A CPU run skips the GPU suite; a GPU run (REPSEG_TEST_GPU=1) runs only the GPU suite, as CUDA is visible."""
+    for item in items:
+        gpu = item.get_closest_marker('gpu') is not None
+        if gpu != GPU_RUN:
+            item.add_marker(pytest.mark.skip(reason='GPU suite: run `make test-gpu` on a machine with NVIDIA GPUs'
+                                             if gpu else 'CPU suite: run `make test` (CUDA hidden)'))
 
 
 def _memoize_external_config_lookup() -> None:

@@ -97,11 +97,11 @@ CASES = {
     'convert: out-dir holds an earlier result': (
         'convert_to_deploy.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out-dir', '{root}/taken'],
         '{root}/taken: holds an earlier result (earlier.png)'),
-    'test: --out holds earlier predictions': (
-        'test.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out', '{root}/taken', '--work-dir', '{root}/t'],
+    'test: --out-dir holds earlier predictions': (
+        'test.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out-dir', '{root}/taken', '--work-dir', '{root}/t'],
         '{root}/taken: holds an earlier result (earlier.png)'),
     'benchmark: out-dir holds an earlier result': (
-        'benchmark.py', ['--configs', '{root}/tiny.py', '--out', '{root}/taken'],
+        'benchmark.py', ['--configs', '{root}/tiny.py', '--out-dir', '{root}/taken'],
         '{root}/taken: holds an earlier result (earlier.png)'),
     'import_pretrained: destination is a folder': (
         'import_pretrained.py', ['{root}/tiny.pth', '{root}/taken'], '{root}/taken: is a folder; expected the path'),
@@ -229,7 +229,7 @@ def test_truncated_jpeg_is_a_bad_file_and_unused_files_are_named(tiny, tmp_path)
     assert proc.returncode == 2
     assert error_line(proc, tmp_path) == (f'error: {images / "cut.jpg"}: not a readable image (truncated, corrupt '
                                           f'or not an image file); skipped')
-    assert f'note: {images / "README"}: not an image file name' in proc.stderr
+    assert f'note: {images / "README"}: not an image or video file name' in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ['good_color.png', 'good_overlay.png', 'good_trainIds.png']
 
 
@@ -319,11 +319,11 @@ WRITE_CASES = {
     'import_pretrained': ('import_pretrained.py', ['{root}/RepVGG-A0-train.pth', '{out}/a0.pth'], 1_000_000, '',
                           '{out}/a0.pth'),
     'benchmark': ('benchmark.py', ['--configs', '{root}/tiny.py', '--shape', '64', '128', '--repeats', '1',
-                                   '--warmup', '1', '--runtime', 'eager', '--backbone', 'none', '--out',
+                                   '--warmup', '1', '--runtime', 'eager', '--backbone', 'none', '--out-dir',
                                    '{out}/bench'], 10_000, '', '{out}/bench/benchmark.png'),
-    'test --out': ('test.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out', '{out}/pred', '--force',
-                               '--work-dir', '{root}/work_{case}'], None, LIMIT_AT_FIRST_PREDICTION,
-                   '{out}/pred/samplingen_000000_000019_pred_labelIds.png'),
+    'test --out-dir': ('test.py', ['{root}/tiny.py', '{root}/tiny.pth', '--out-dir', '{out}/pred', '--force',
+                                   '--work-dir', '{root}/work_{case}'], None, LIMIT_AT_FIRST_PREDICTION,
+                       '{out}/pred/samplingen_000000_000019_pred_labelIds.png'),
 }
 
 
@@ -352,7 +352,7 @@ def official_a0(tiny):
 def test_a_write_refused_part_way_is_one_line_and_leaves_the_earlier_state(tiny, official_a0, tmp_path, case):
     """EFBIG in the middle of writing the result: exit 2, ``error: could not write FILE: File too large`` naming
     the result file, and the place the result goes to exactly as before: no partial out-dir, no temporary file
-    (``test --out`` with --force: the earlier predictions stay)."""
+    (``test --out-dir`` with --force: the earlier predictions stay)."""
     tool, args, limit, prelude, named = WRITE_CASES[case]
     out = tmp_path / 'out'
     out.mkdir()
@@ -412,7 +412,7 @@ def test_a_full_disk_and_a_read_only_one_are_one_line(tiny, small_tmpfs):
     assert error_line(proc, tiny) == f'error: could not write {small_tmpfs}/deploy/deploy.pth: No space left on device'
     assert snapshot(small_tmpfs) == before and sorted(p.name for p in small_tmpfs.iterdir()) == ['earlier.txt']
     subprocess.run(['mount', '-o', 'remount,ro', str(small_tmpfs)], check=True)
-    proc = run_tool_in_process('test.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--out', small_tmpfs / 'pred',
+    proc = run_tool_in_process('test.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--out-dir', small_tmpfs / 'pred',
                                '--work-dir', tiny / 'work_ro', cwd=tiny)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert error_line(proc, tiny).startswith(f'error: could not write {small_tmpfs}/pred/')

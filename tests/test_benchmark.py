@@ -56,7 +56,7 @@ def bench(tmp_path_factory):
     runtimes = ','.join([*FP32_RUNTIMES, 'openvino_int8'])
     proc = run_tool_in_process('benchmark.py', '--configs', *(root / name for name in TINY), '--shape', '65', '65',
                                '--repeats', '1', '--warmup', '1', '--runtime', runtimes, '--backbone', 'none',
-                               '--profile', '--out', out, cwd=REPO)
+                               '--profile', '--out-dir', out, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == [str(out / name) for name in ('benchmark.json', 'benchmark.md', 'benchmark.png')]
     assert sorted(p.name for p in root.iterdir()) == ['out', *sorted(TINY)]  # built beside it, moved into place
@@ -196,7 +196,7 @@ def test_equal_precision_section(bench):
 
 
 def test_unknown_runtime_is_one_line_error(tmp_path):
-    proc = run_tool_in_process('benchmark.py', '--runtime', 'eager,tensorrt', '--configs', A0, '--out', tmp_path,
+    proc = run_tool_in_process('benchmark.py', '--runtime', 'eager,tensorrt', '--configs', A0, '--out-dir', tmp_path,
                                cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -206,7 +206,7 @@ def test_unknown_runtime_is_one_line_error(tmp_path):
 def test_bf16_runtime_refused_on_a_cpu_without_bf16(tmp_path, monkeypatch):
     """On an AVX2-only CPU, --runtime openvino_bf16 is refused up front in one line naming the flags it needs."""
     monkeypatch.setattr('repseg.runtime.registry.cpu_flags', lambda: ['fpu', 'sse4_2', 'avx', 'avx2', 'fma'])
-    proc = run_tool_in_process('benchmark.py', '--runtime', 'eager,openvino_bf16', '--configs', A0, '--out',
+    proc = run_tool_in_process('benchmark.py', '--runtime', 'eager,openvino_bf16', '--configs', A0, '--out-dir',
                                tmp_path / 'out', cwd=REPO)
     assert proc.returncode == 2
     [line] = proc.stderr.strip().splitlines()

@@ -10,12 +10,13 @@ import hashlib
 import os
 import re
 import resource
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -28,6 +29,7 @@ from mmseg.registry import MODELS
 from repseg.apis import sync_bn_to_bn
 from repseg.datasets import make_sample_dataset
 from repseg.engine import allow_runner_checkpoints, cli, init_cpu_distributed, load_config, slurm_env, train
+from repseg.engine.distributed import DIST_ENV
 from repseg.engine.launch import test as run_test
 
 TINY_CONFIG = """
@@ -94,8 +96,9 @@ METRIC_LINE = re.compile(r'Iter\(test\).*aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc:
 def torchrun(root: Path, tool: str, *args, file_size_limit: Optional[int] = None) -> subprocess.CompletedProcess:
     """``tools/<tool> ARGS --launcher pytorch`` in 2 processes, as a user runs it (a free port: --standalone);
     ``file_size_limit``: RLIMIT_FSIZE in bytes for torchrun and its processes (a write crossing it gets EFBIG)."""
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get('PYTHONPATH')]))
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONDONTWRITEBYTECODE='1',
-               PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get('PYTHONPATH')])))
+               CUDA_VISIBLE_DEVICES='', PYTHONPATH=path)
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
@@ -104,6 +107,29 @@ def torchrun(root: Path, tool: str, *args, file_size_limit: Optional[int] = None
                            str(REPO / 'tools' / tool), *map(str, args), '--launcher', 'pytorch'],
                           cwd=root, env=env, capture_output=True, text=True, timeout=300,
                           preexec_fn=None if file_size_limit is None else limit)
+
+
+def srun(root: Path, tool: str, *args) -> List[subprocess.CompletedProcess]:
+    """``srun -n 2 python tools/<tool> ARGS --launcher slurm`` on one node: two processes with srun's variables only
+    (SLURM_PROCID, no RANK) and a stand-in ``scontrol`` on PATH that names this host."""
+    bin_dir = root / 'fake_slurm_bin'
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / 'scontrol').write_text('#!/bin/sh\n[ "$1 $2" = "show hostnames" ] && echo 127.0.0.1\n')
+    (bin_dir / 'scontrol').chmod(0o755)
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
+    procs, path = [], os.pathsep.join(filter(None, [str(root), os.environ.get('PYTHONPATH')]))
+    for rank in range(2):
+        env = dict(base, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NTASKS='2', SLURM_NODELIST='node01',
+                   MASTER_PORT=str(port), PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', OMP_NUM_THREADS='1',
+                   CUDA_VISIBLE_DEVICES='', PYTHONPATH=path)
+        procs.append(subprocess.Popen([sys.executable, str(REPO / 'tools' / tool), *map(str, args), '--launcher',
+                                       'slurm'], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    outs = [proc.communicate(timeout=300) for proc in procs]
+    return [subprocess.CompletedProcess(proc.args, proc.returncode, out, err) for proc, (out, err) in zip(procs, outs)]
 
 
 def state_dict(path: Path) -> dict:
@@ -201,7 +227,7 @@ def read_predictions(folder: Path) -> dict:
 
 def test_distributed_test_counts_each_image_once(tiny, dist_train, single_test):
     """3 images on 2 processes: the sampler pads rank 1 with a repeat of image 0, which must not be counted."""
-    proc = torchrun(tiny, 'test.py', 'tiny.py', dist_train.wd / 'iter_3.pth', '--work-dir', 'wdt', '--out', 'pred')
+    proc = torchrun(tiny, 'test.py', 'tiny.py', dist_train.wd / 'iter_3.pth', '--work-dir', 'wdt', '--out-dir', 'pred')
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     found = METRIC_LINE.findall(log)
@@ -214,6 +240,21 @@ def test_distributed_test_counts_each_image_once(tiny, dist_train, single_test):
     assert len(one_pred) == 3 and dist_pred.keys() == one_pred.keys()
     for name, pred in one_pred.items():
         assert np.array_equal(dist_pred[name], pred), name
+
+
+def test_test_under_slurm_publishes_the_predictions_once(tiny, dist_train, single_test):
+    """srun sets SLURM_PROCID, not RANK: before, every rank took itself for rank 0 and published the predictions (the
+    others then failed, or with --force replaced them with an empty folder)."""
+    for extra in ([], ['--force']):
+        procs = srun(tiny, 'test.py', 'tiny.py', dist_train.wd / 'iter_3.pth', '--work-dir', 'wds', '--out-dir',
+                     'pred_slurm', *extra)
+        assert [p.returncode for p in procs] == [0, 0], procs[1].stderr[-3000:] + procs[0].stderr[-3000:]
+        log = procs[0].stdout + procs[0].stderr
+        assert 'Distributed launcher: slurm' in log and 'GPU number: 2' in log  # mmengine's names: 2 processes
+        assert len(METRIC_LINE.findall(log)) == 1, log[-3000:]
+        published, single = read_predictions(tiny / 'pred_slurm'), read_predictions(single_test.pred)
+        assert published.keys() == single.keys() and len(single) == 3
+        assert all(np.array_equal(published[name], single[name]) for name in single)
 
 
 def test_test_tool_runtime_gives_the_eager_predictions(tiny, dist_train, single_test, tmp_path):

@@ -100,3 +100,18 @@ def test_sigmoid_focal_loss_matches_reference(reduction, with_weight):
     ref = focal_reference(logits.numpy(), target.numpy(), 2.0, 0.25, None if weight is None else weight.numpy())
     expected = {'none': ref, 'mean': ref.sum() / 13, 'sum': ref.sum()}[reduction]
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10)
+
+
+def test_a_compiled_mmcv_built_for_another_torch_is_set_aside_with_a_warning(tmp_path):
+    """``mmcv/_ext`` present but failing to load (an undefined symbol: mmcv compiled for another torch): ``import
+    repseg`` and MMSegmentation's models still import, on the stand-in ops, and a warning names the cause."""
+    (tmp_path / '_ext.py').write_text('raise ImportError("_ext.so: undefined symbol: _ZN3c104cuda9SetDeviceEi")\n')
+    code = ('import warnings, mmcv; warnings.simplefilter("always"); '
+            f'mmcv.__path__.append({str(tmp_path)!r}); '
+            'import repseg, mmseg.models; from repseg import mmcv_compat; '
+            'print("ACTIVE", mmcv_compat.ACTIVE)')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ['ACTIVE', 'True']
+    assert "mmcv's compiled ops do not load with torch" in proc.stderr
+    assert 'undefined symbol: _ZN3c104cuda9SetDeviceEi' in proc.stderr

@@ -176,7 +176,7 @@ def test_the_pruned_pair_goes_through_every_tool(tiny, tmp_path):
     if {'avx512_bf16', 'amx_bf16'} & set(cpu_flags()):
         runs.append(('quantize.py', config, checkpoint, '--out-dir', tmp_path / 'bf16', '--precision', 'bf16'))
     runs.append(('benchmark.py', '--configs', config, '--shape', *SHAPE, '--repeats', '1', '--warmup', '1',
-                 '--runtime', 'eager,onnxruntime', '--backbone', 'none', '--out', tmp_path / 'bench'))
+                 '--runtime', 'eager,onnxruntime', '--backbone', 'none', '--out-dir', tmp_path / 'bench'))
     for tool, *args in runs:
         proc = run_tool_in_process(tool, *args, cwd=REPO)
         assert proc.returncode == 0, (tool, proc.stderr[-3000:])

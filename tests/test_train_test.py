@@ -144,7 +144,7 @@ def test_interrupted_training_resumes_from_its_saved_iteration(shared_data, tmp_
     with pytest.raises(Exception, match='Weights only load failed'):
         torch.load(tmp_path / 'wd' / 'iter_6.pth', weights_only=True)
 
-    tested = run_tool_here('test.py', cfg, 'wd/iter_6.pth', '--work-dir', 'wdt', '--out', 'pred',
+    tested = run_tool_here('test.py', cfg, 'wd/iter_6.pth', '--work-dir', 'wdt', '--out-dir', 'pred',
                            '--cityscapes-official', '--show-dir', 'vis', cwd=tmp_path, syspath=(tmp_path,))
     assert tested.returncode == 0, tested.stderr[-3000:]
     log = tested.stdout + tested.stderr

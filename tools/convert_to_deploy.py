@@ -11,6 +11,7 @@ import argparse
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.deploy import AlreadyDeployed, convert_to_deploy
 from repseg.engine import run_cli
+from repseg.engine.cli import add_shape_arg
 from repseg.utils import LOGIT_RTOL, MIN_AGREEMENT
 
 
@@ -27,8 +28,7 @@ def parse_args() -> argparse.Namespace:
                         help='relative tolerance used when --atol is not given')
     parser.add_argument('--min-agreement', type=float, default=100 * MIN_AGREEMENT,
                         help=f'minimum argmax agreement in percent of pixels (default {100 * MIN_AGREEMENT:g})')
-    parser.add_argument('--shape', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'),
-                        help='size of the fixed random input (default 256 512)')
+    add_shape_arg(parser, 'size of the fixed random input')
     return parser.parse_args()
 
 

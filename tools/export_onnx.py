@@ -12,6 +12,7 @@ import argparse
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.deploy import export_onnx
 from repseg.engine import run_cli
+from repseg.engine.cli import add_shape_arg
 from repseg.utils import check_out_file
 
 
@@ -21,8 +22,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='the deploy checkpoint (DIR/deploy.pth)')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--force', action='store_true', help='replace --out if it exists')
-    parser.add_argument('--shape', type=int, nargs=2, default=(512, 1024), metavar=('H', 'W'),
-                        help='static input size (default 512 1024)')
+    add_shape_arg(parser, 'static input size')
     parser.add_argument('--upsample', action='store_true', help='output logits upsampled to the input size')
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per runtime (median reported)')
     return parser.parse_args()

@@ -17,8 +17,8 @@ from repseg.utils.io import atomic_write
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Range diagnostics of the fused kernels')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='the config of the checkpoint (train or deploy form)')
+    parser.add_argument('checkpoint', help='its checkpoint')
     parser.add_argument('--top', type=int, default=10, help='layers shown, worst per-tensor int8 error first')
     parser.add_argument('--out', help='also write the full report as JSON')
     return parser.parse_args()

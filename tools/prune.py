@@ -12,6 +12,7 @@ import argparse
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.engine import run_cli
+from repseg.engine.cli import add_shape_arg
 from repseg.pruning import FORMS, IMPORTANCE, prune
 
 
@@ -23,8 +24,7 @@ def parse_args() -> argparse.Namespace:
     goal = parser.add_mutually_exclusive_group(required=True)
     goal.add_argument('--target-gmacs', type=float, help='GMACs to reach at --shape (within 2%%, at most this)')
     goal.add_argument('--ratio', type=float, help='share of the GMACs to remove (0.3 removes 30%%)')
-    parser.add_argument('--shape', type=int, nargs=2, default=(512, 1024), metavar=('H', 'W'),
-                        help='input size the GMACs are counted at (default 512 1024)')
+    add_shape_arg(parser, 'input size the GMACs are counted at')
     parser.add_argument('--importance', default='l2', choices=list(IMPORTANCE),
                         help='which channels go: smallest L2 (default) or L1 norm, or random')
     parser.add_argument('--form', default='deploy', choices=list(FORMS),

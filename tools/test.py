@@ -11,15 +11,17 @@ import argparse
 
 import repseg  # noqa: F401  (mmcv-lite compat + registers RepSeg modules)
 from repseg.engine import add_runner_args, load_config, parse_runner_args, run_cli, test
+from repseg.engine.cli import add_out_dir_arg
 from repseg.runtime import AUTO, NATIVE, RUNTIMES
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description='Test a RepSeg/MMSegmentation segmentor')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', help='write predictions as Cityscapes labelId PNGs into this new folder')
-    parser.add_argument('--force', action='store_true', help='empty an --out folder that holds files first')
+    parser.add_argument('config', help='the config the checkpoint was trained (or converted, quantized) with')
+    parser.add_argument('checkpoint', help='the checkpoint to evaluate')
+    add_out_dir_arg(parser, 'write predictions as Cityscapes labelId PNGs into this new folder', required=False,
+                    old='--out')
+    parser.add_argument('--force', action='store_true', help='empty an --out-dir folder that holds files first')
     parser.add_argument('--show-dir', help='write prediction overlays into this folder')
     parser.add_argument('--cityscapes-official', action='store_true',
                         help="also grade the labelId PNGs with cityscapesscripts' pixel-level evaluation")
@@ -30,8 +32,8 @@ def main() -> None:
     add_runner_args(parser)
     args = parse_runner_args(parser)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    test(cfg, args.checkpoint, out_dir=args.out, show_dir=args.show_dir, cityscapes_official=args.cityscapes_official,
-         runtime=args.runtime, force=args.force)
+    test(cfg, args.checkpoint, out_dir=args.out_dir, show_dir=args.show_dir,
+         cityscapes_official=args.cityscapes_official, runtime=args.runtime, force=args.force)
 
 
 if __name__ == '__main__':

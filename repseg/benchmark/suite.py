@@ -118,13 +118,31 @@ def ceiling_request(jobs: Sequence[Job]) -> List[str]:
     return list(dict.fromkeys(runs))
 
 
-def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] = (713, 713), batch: int = 1,
-                  repeats: int = 5, device: str = 'cpu', runtimes: Sequence[str] = ('eager',),
+def default_runtimes(device: str) -> List[str]:
+    """``--runtime``'s default: eager and ONNX Runtime on the CPU, eager (the one GPU runtime) on CUDA."""
+    return ['eager'] if device.startswith('cuda') else ['eager', 'onnxruntime']
+
+
+def check_device_runtimes(runtimes: Sequence[str], device: str) -> None:
+    """One line, before anything is measured, for a runtime that cannot run on ``device`` (all but eager are CPU's)."""
+    kind = device.split(':')[0]
+    for name in runtimes:
+        devices = {'cpu'} if name == INT8_RUNTIME else RUNTIMES[name].devices
+        if kind not in devices:
+            raise ValueError(f'runtime {name!r} runs on {", ".join(sorted(devices))} only; with --device {device} '
+                             f'measure --runtime eager, or this runtime with --device cpu')
+
+
+def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] = (512, 1024), batch: int = 1,
+                  repeats: int = 5, device: str = 'cpu', runtimes: Optional[Sequence[str]] = None,
                   backbone: str = 'auto', warmup: int = 1, threads: Optional[int] = None,
                   seed: int = 0, profile: bool = False, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
-    """Measure every model and return the records; ``profile``: also where one OpenVINO call spends its time."""
-    runtimes = check_runtimes(runtimes, extra=INT8_RUNTIMES)
+    """Measure every model and return the records; ``profile``: also where one OpenVINO call spends its time. On the
+    CPU the timed calls of all models interleave (drift hits every model alike); on a GPU each model is measured and
+    ended before the next starts, so that one model at a time holds GPU memory."""
     _check_args(shape, batch, repeats, device, warmup)
+    runtimes = check_runtimes(default_runtimes(device) if runtimes is None else runtimes, extra=INT8_RUNTIMES)
+    check_device_runtimes(runtimes, device)
     configs = [str(Path(c).resolve()) if Path(c).is_file() else c for c in configs]
     jobs = plan_jobs(configs, runtimes, backbone)
     threads = threads or os.cpu_count() or 1
@@ -136,6 +154,7 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
     ceiling_runs = ceiling_request(jobs)
     macs: Dict[Tuple[str, str, str], Dict[str, float]] = {}
     checked_reparam = set()
+    interleaved = device == 'cpu'
     try:
         for i, worker in enumerate(workers):
             job = worker.job
@@ -154,18 +173,27 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
             worker.info.update(macs.get(key, {}))
             if payload['reparam_check']:
                 checked_reparam.add(key)
-        for r in range(repeats):
-            order = workers[r % len(workers):] + workers[:r % len(workers)]
-            for worker in order:
-                for name, times in worker.request({'cmd': 'time', 'n': 1}).items():
-                    worker.times.setdefault(name, []).extend(times)
-            log(f'repeat {r + 1}/{repeats} done')
-        for worker in workers:
-            worker.info.update(worker.request({'cmd': 'finish'}))
+            if not interleaved:
+                _measure([worker], repeats, lambda message: None)
+                worker.close()
+        if interleaved:
+            _measure(workers, repeats, log)
     finally:
         for worker in workers:
             worker.close()
     return records(workers, shape, batch, device, threads, repeats)
+
+
+def _measure(workers: List[Worker], repeats: int, log: Callable[[str], None]) -> None:
+    """``repeats`` rounds of one timed call per worker (the order rotating every round), then each worker's finish."""
+    for r in range(repeats):
+        order = workers[r % len(workers):] + workers[:r % len(workers)]
+        for worker in order:
+            for name, times in worker.request({'cmd': 'time', 'n': 1}).items():
+                worker.times.setdefault(name, []).extend(times)
+        log(f'repeat {r + 1}/{repeats} done')
+    for worker in workers:
+        worker.info.update(worker.request({'cmd': 'finish'}))
 
 
 def records(workers: List[Worker], shape: Tuple[int, int], batch: int, device: str, threads: int,
@@ -240,9 +268,8 @@ def add_ratios(recs: List[Dict[str, Any]]) -> None:
         train = find(rec['model'], 'train', 'eager', rec['part'])
         if rec['form'] == 'deploy' and train:
             rec['speedup_vs_train'] = rec['images_per_s'] / train['images_per_s']
-            rec['mem_ratio_vs_train'] = rec['peak_mem_mb'] / train['peak_mem_mb']
-            rec['mem_delta_ratio_vs_train'] = (rec['peak_mem_delta_mb'] / train['peak_mem_delta_mb']
-                                               if train['peak_mem_delta_mb'] else None)
+            rec['mem_ratio_vs_train'] = _ratio(rec['peak_mem_mb'], train['peak_mem_mb'])
+            rec['mem_delta_ratio_vs_train'] = _ratio(rec['peak_mem_delta_mb'], train['peak_mem_delta_mb'])
         if rec['part'] != 'model':
             continue
         for key, runtime in (('speed_vs_baseline', 'eager'), ('speed_vs_baseline_same_runtime', rec['runtime'])):
@@ -251,6 +278,11 @@ def add_ratios(recs: List[Dict[str, Any]]) -> None:
         if rec['form'] != 'train':
             _add_baseline_best(rec, ok, baselines, rec['precision'], 'same_precision')
             _add_baseline_best(rec, ok, baselines, 'fp32', 'fp32_fastest')
+
+
+def _ratio(value: float, reference: float) -> Optional[float]:
+    """``value / reference``, None where the reference is 0 (a peak memory of 0 MB): one row never costs the run."""
+    return value / reference if reference else None
 
 
 def _add_baseline_best(rec: Dict[str, Any], ok: List[Dict[str, Any]], baselines: List[str], precision: str,
@@ -271,11 +303,14 @@ def _check_args(shape, batch, repeats, device, warmup) -> None:
         if value < 1:
             raise ValueError(f'{name}={value}: expected at least 1')
     if device not in ('cpu', 'cuda') and not device.startswith('cuda:'):
-        raise ValueError(f'device={device!r}: expected cpu or cuda')
+        raise ValueError(f'device={device!r}: expected cpu, cuda or cuda:N')
     if device.startswith('cuda'):
         import torch
         if not torch.cuda.is_available():
             raise ValueError(f'device={device!r}: no CUDA device is available here; expected cpu')
+        index = int(device.split(':')[1]) if device.startswith('cuda:') and device[5:].isdigit() else 0
+        if device not in ('cuda', f'cuda:{index}') or index >= torch.cuda.device_count():
+            raise ValueError(f'device={device!r}: expected cuda:0 to cuda:{torch.cuda.device_count() - 1} here')
 
 
 def _rel(path: str) -> str:

@@ -182,10 +182,11 @@ class PeakMemory:
         gc.collect()  # and hand freed heap pages back to the OS, so that the baseline is the live state
         with suppress(OSError, AttributeError):
             ctypes.CDLL('libc.so.6').malloc_trim(0)
-        if self.device.startswith('cuda'):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base_kb, self.method = torch.cuda.memory_allocated() // 1024, 'cuda max_memory_allocated'
+        if self.device.startswith('cuda'):  # the statistics of this device's GPU, not of the current one
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base_kb = torch.cuda.memory_allocated(self.device) // 1024
+            self.method = f'{self.device} max_memory_allocated'
             return
         self.base_kb = rss_kb('VmRSS')
         try:
@@ -197,8 +198,8 @@ class PeakMemory:
 
     def stop(self) -> Dict[str, float]:
         if self.device.startswith('cuda'):
-            torch.cuda.synchronize()
-            peak_kb = torch.cuda.max_memory_allocated() // 1024
+            torch.cuda.synchronize(self.device)
+            peak_kb = torch.cuda.max_memory_allocated(self.device) // 1024
         elif self.method.startswith('process peak RSS (VmHWM'):
             peak_kb = rss_kb('VmHWM')
         else:
@@ -227,7 +228,8 @@ def main() -> None:
         torch.set_num_threads(job['threads'])
         torch.set_flush_denormal(True)  # random-weight nets can produce denormals, which would make CPU timings lie
         torch.manual_seed(job['seed'])
-        if device.startswith('cuda'):
+        if device.startswith('cuda'):  # kernels of this GPU: tensors made as 'cuda' and cuDNN's handles land there
+            torch.cuda.set_device(torch.device(device))
             torch.backends.cudnn.benchmark = True
         if job['kind'] == 'ceiling':
             fns, calls, info, targets = setup_ceiling(job)

@@ -41,6 +41,23 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=convert_sync_batchnorm(module), device_ids=None, **kwargs)
 
 
+@MODEL_WRAPPERS.register_module()
+class TestDistributedWrapper(nn.Module):
+    """The model of a multi-process test: each process tests its share of the images and the evaluator gathers the
+    results, so nothing is synchronized. Not DDP, which refuses a model without parameters (a tools/quantize.py folder)
+    and would place it on a GPU of its own choosing."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def val_step(self, data: Any) -> list:
+        return self.module.val_step(data)
+
+    def test_step(self, data: Any) -> list:
+        return self.module.test_step(data)
+
+
 def slurm_env(env: Mapping[str, str], port: Optional[int] = None) -> Dict[str, str]:
     """The torch.distributed variables of a process started by ``srun``, as mmengine's slurm launcher sets them."""
     missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in env]

@@ -1,12 +1,12 @@
 """What tools/train.py and tools/test.py do, as functions: config assembly and the mmengine Runner."""
-import os
 import os.path as osp
 import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import torch
 from mmengine.config import Config
+from mmengine.device import get_device
+from mmengine.dist import barrier, get_rank
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 
@@ -17,7 +17,7 @@ from .checkpoints import allow_runner_checkpoints, load_checked, read_checked
 from .checks import check_data_roots, check_fresh_work_dir
 from .config_file import read_config
 from .config_options import merge_checked_options
-from .distributed import distributed_run
+from .distributed import TestDistributedWrapper, distributed_run  # noqa: F401  (registers the wrapper)
 from .runtime_report import RuntimeInResults
 
 
@@ -35,9 +35,9 @@ def train(cfg: Config, resume: bool = False, amp: bool = False) -> Runner:
     """Train with mmengine's Runner and ``AtomicCheckpointHook``; an earlier run's checkpoints only with resume."""
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     check_fresh_work_dir(cfg.work_dir, resume)
-    if amp and not torch.cuda.is_available():
-        raise ValueError('--amp: needs a CUDA device (mmengine\'s AmpOptimWrapper); this machine has none, train '
-                         'without --amp')
+    if amp and get_device() != 'cuda':
+        raise ValueError('--amp: needs a CUDA device (mmengine\'s AmpOptimWrapper); this run is on the '
+                         f'{get_device()}: train without --amp')
     start = cfg.get('load_from') or (find_latest_checkpoint(cfg.work_dir) if resume else None)
     if start:  # the Runner would load it leniently (load_from) or end in a traceback (a truncated --resume file)
         read_checked(cfg, start)
@@ -69,20 +69,25 @@ def test(cfg: Config, checkpoint: str, out_dir: Optional[str] = None, show_dir: 
     if cityscapes_official and not out_dir:
         out_dir = osp.join(cfg.work_dir, 'pred_labelIds')
     staging = None
-    main = os.environ.get('RANK', '0') == '0'
     if out_dir:  # the predictions of one run only: what the official evaluator grades must be this model's
         check_out_dir(out_dir, force)
         staging = staging_dir(out_dir)  # one name for every rank: each writes its images there
-        if main:
-            shutil.rmtree(staging, ignore_errors=True)  # what an interrupted run left
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, dict(type='CityscapesLabelIdWriter', out_dir=str(staging),
                                                 official=cityscapes_official, shown_dir=str(out_dir))]
     if show_dir:
         cfg.default_hooks['visualization'] = dict(type='SegVisualizationHook', draw=True, interval=1)
         cfg.visualizer.save_dir = show_dir
+    if cfg.launcher != 'none':  # each process tests its share: nothing to synchronize, no DDP
+        cfg.model_wrapper_cfg = dict(type='TestDistributedWrapper')
     with distributed_run(cfg):
         runner = Runner.from_cfg(cfg)
+        # the process group has started (srun sets SLURM_PROCID, not RANK): one process publishes
+        main = get_rank() == 0
+        if staging is not None:
+            if main:
+                shutil.rmtree(staging, ignore_errors=True)  # what an interrupted run left
+            barrier()  # before any rank writes into it
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         load_checked(model, checkpoint, state)
         with_runtime(model, runtime)  # refuses a runtime that does not serve this model before any image is read

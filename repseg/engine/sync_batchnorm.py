@@ -55,7 +55,7 @@ class CPUSyncBatchNorm(_BatchNorm):
         dims = [0, *range(2, x.dim())]
         shape = (1, -1) + (1,) * (x.dim() - 2)
         # per-channel sums in float64 (the element count of 8 processes' 713x713 maps exceeds float32's integers)
-        count = torch.tensor([x.numel() // x.size(1)], dtype=torch.float64)
+        count = torch.tensor([x.numel() // x.size(1)], dtype=torch.float64, device=x.device)
         sums = _AllReduceSum.apply(torch.cat([x.sum(dims, dtype=torch.float64), count]), group)
         total = sums[-1].detach()
         if total <= 1:

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.utils import ProgressBar
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from torch import Tensor, nn
 
 from repseg.apis import collect_images, segment
+from repseg.utils.progress import LineProgressBar
 from .calibration import build_split
 from .report import Metrics
 
@@ -102,7 +102,7 @@ def evaluate(cfg: Config, segmentor: nn.Module, networks: Mapping[str, Network],
     """Every network on the whole validation split (one pass over the images): metrics and agreement."""
     metrics = {name: iou_metric(cfg, items.dataset) for name in networks}
     same, pixels = dict.fromkeys(networks, 0), 0
-    bar = ProgressBar(len(items))
+    bar = LineProgressBar(len(items))
     for data in items:
         preds = {}
         for name, network in networks.items():
@@ -114,7 +114,6 @@ def evaluate(cfg: Config, segmentor: nn.Module, networks: Mapping[str, Network],
         for name, pred in preds.items():
             same[name] += int((pred == reference).sum())
         bar.update()
-    print()
     results = {name: {k: round(float(v), 2) for k, v in metric.compute_metrics(metric.results).items()}
                for name, metric in metrics.items()}
     return Evaluation(results, {name: same[name] / max(pixels, 1) for name in networks}, len(items))

@@ -47,8 +47,34 @@ class DeployedNetwork(nn.Module):
         self.backbone, self.decode_head = backbone, decode_head
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[Tensor, ...]]:
+        if x.is_cuda:
+            nncf_cuda_fallback()
         feats = self.backbone(x)
         return self.decode_head(feats), feats
+
+
+def has_nvcc() -> bool:
+    """Whether torch finds a CUDA toolkit with nvcc, which NNCF needs to compile its CUDA kernels."""
+    from torch.utils import cpp_extension
+    home = cpp_extension.CUDA_HOME
+    return home is not None and os.path.isfile(os.path.join(home, 'bin', 'nvcc'))
+
+
+def nncf_cuda_fallback(log: Callable[[str], None] = _log) -> bool:
+    """NNCF compiles its CUDA kernels when a quantizer first sees a CUDA tensor and stops with a traceback where there
+    is no nvcc (pip's CUDA wheels ship none). Without nvcc its fake quantizers run as PyTorch ops instead (NNCF's own
+    reference functions, the same arithmetic; slower), said in one line. Returns whether that fallback is in place."""
+    from nncf.torch.quantization import extensions
+    functions = extensions.QuantizedFunctionsCUDA
+    if getattr(functions, '_loaded_namespace', None) is extensions.ReferenceQuantizedFunctions:
+        return True
+    if not isinstance(functions, extensions.ExtensionNamespace) or functions._loaded_namespace is not None \
+            or has_nvcc():
+        return False  # no CUDA at NNCF's import, kernels already loaded, or NNCF can build them
+    functions._loaded_namespace = extensions.ReferenceQuantizedFunctions
+    log('QAT on CUDA without the CUDA toolkit (no nvcc found): NNCF\'s fake quantizers run as PyTorch ops, slower '
+        'than its kernels; install the CUDA toolkit (and set CUDA_HOME) for those')
+    return True
 
 
 @dataclass

@@ -13,11 +13,12 @@ import torch
 from torch import Tensor, nn
 
 
-def averaging_matrix(size: Union[int, Tensor], bins: int, dtype: torch.dtype = torch.float32) -> Tensor:
+def averaging_matrix(size: Union[int, Tensor], bins: int, dtype: torch.dtype = torch.float32,
+                     device: Union[str, torch.device] = 'cpu') -> Tensor:
     """(bins, size) matrix whose row i averages PyTorch's adaptive-pooling window i, [floor(i n/k), ceil((i+1) n/k)):
     j is in it iff ``i n < (j + 1) k`` and ``j k < (i + 1) n`` (traceable integer compares, no division)."""
-    j = torch.arange(size, dtype=torch.int64).unsqueeze(0)
-    i = torch.arange(bins, dtype=torch.int64).unsqueeze(1)
+    j = torch.arange(size, dtype=torch.int64, device=device).unsqueeze(0)
+    i = torch.arange(bins, dtype=torch.int64, device=device).unsqueeze(1)
     inside = ((i * size < (j + 1) * bins) & (j * bins < (i + 1) * size)).to(dtype)
     return inside / inside.sum(dim=1, keepdim=True)
 
@@ -36,9 +37,9 @@ class MatmulAdaptiveAvgPool2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         rows_bins, cols_bins = self._bins(x)
         height, width = x.shape[-2], x.shape[-1]  # traced sizes: the graph stays shape-generic
-        cols_t = averaging_matrix(width, cols_bins, x.dtype).transpose(0, 1)
+        cols_t = averaging_matrix(width, cols_bins, x.dtype, x.device).transpose(0, 1)
         # columns first: the larger product is then one plain (N C H, W) x (W, k) GEMM
-        return torch.matmul(averaging_matrix(height, rows_bins, x.dtype), torch.matmul(x, cols_t))
+        return torch.matmul(averaging_matrix(height, rows_bins, x.dtype, x.device), torch.matmul(x, cols_t))
 
     def extra_repr(self) -> str:
         return f'output_size={self.output_size}'

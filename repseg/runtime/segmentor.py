@@ -2,10 +2,12 @@
 import copy
 from typing import Callable, Dict, Optional, Tuple
 
+import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..models import SegLogits
+from ..utils.cuda import float_precision
 from .auto import NATIVE, POLICIES, CheckedRunner, choose_runtime
 from .registry import FOLDER_FORMS, RUNTIMES, Runner, check_offered, get_runtime
 
@@ -32,7 +34,8 @@ def with_runtime(segmentor: nn.Module, runtime: str = NATIVE, log: Callable[[str
     ``.runtime_precision`` name what runs; a tools/quantize.py folder keeps its own OpenVINO network."""
     form = segmentor_form(segmentor)
     param = next(segmentor.parameters(), None)
-    device = param.device.type if param is not None else 'cpu'
+    place = param.device if param is not None else 'cpu'
+    device = torch.device(place).type
     choice = None
     if runtime in POLICIES:
         choice = choose_runtime(form, device, policy=runtime)
@@ -47,8 +50,10 @@ def with_runtime(segmentor: nn.Module, runtime: str = NATIVE, log: Callable[[str
                          f'{device}; run it on the CPU (--device cpu) or choose --runtime eager')
     check_offered(runtime)
     segmentor.runtime = runtime
-    # a folder computes in its own precision whatever runs it (bf16 in f32 where the CPU has no bf16)
-    segmentor.runtime_precision = choose_runtime(form, device).precision if form in FOLDER_FORMS else spec.precision
+    # a folder computes in its own precision whatever runs it (bf16 in f32 where the CPU has no bf16); an fp32 model
+    # on a GPU in TF32 where it is enabled
+    segmentor.runtime_precision = (choose_runtime(form, device).precision if form in FOLDER_FORMS else
+                                   float_precision(place) if spec.precision == 'fp32' else spec.precision)
     if runtime == 'eager' or form in FOLDER_FORMS:
         return segmentor
     network = SegLogits(segmentor).eval()

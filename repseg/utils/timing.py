@@ -7,16 +7,16 @@ import torch
 
 
 def timed_calls(fn: Callable[[], object], n: int, device: str = 'cpu') -> List[float]:
-    """Wall-clock seconds of ``n`` calls of ``fn``, synchronizing CUDA around each."""
+    """Wall-clock seconds of ``n`` calls of ``fn``, synchronizing ``device`` (its own GPU, e.g. cuda:1) around each."""
     cuda = device.startswith('cuda')
     times = []
     for _ in range(n):
         if cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         fn()
         if cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     return times
 
