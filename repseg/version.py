@@ -1,4 +1,4 @@
-__version__ = '0.1.0'
+__version__ = '0.3.0.dev0'
 
 #: The oldest torch with what RepSeg uses: ``torch.serialization.safe_globals`` (checkpoint reading) and
 #: ``torch.onnx.export(dynamo=False)``; setup.cfg and the Makefile ask for the same.

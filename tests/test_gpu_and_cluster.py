@@ -169,18 +169,18 @@ class FakeWorker:
         self.events.append(f'close {self.job.label}')
 
 
-@pytest.mark.parametrize('device', ['cpu', 'cuda:1'])
+@pytest.mark.parametrize('device, sequential', [('cpu', None), ('cuda:1', None), ('cpu', True)])
 def test_benchmark_interleaves_on_the_cpu_and_measures_one_model_at_a_time_on_a_gpu(
-        device, fake_gpus, monkeypatch, tmp_path):
+        device, sequential, fake_gpus, monkeypatch, tmp_path):
     """On a GPU every model would hold a CUDA context and its weights at once: there each is measured and ended before
     the next starts. Peak memories of 0 MB give no ratio instead of a ZeroDivisionError that lost the whole run."""
     FakeWorker.events = []
     monkeypatch.setattr(suite, 'Worker', FakeWorker)
     configs = ['configs/pspnet_repvgg_a0.py', 'configs/baselines/pspnet_r50-d8_cityscapes_713x713.py']
     recs = suite.run_benchmark(configs, str(tmp_path), device=device, runtimes=['eager'], backbone='none',
-                               repeats=2, log=lambda line: None)
+                               repeats=2, sequential=sequential, log=lambda line: None)
     labels = [job.label for job in suite.plan_jobs([str(REPO / c) for c in configs], ['eager'], 'none')]
-    if device == 'cpu':
+    if device == 'cpu' and not sequential:
         assert FakeWorker.events[:len(labels)] == [f'start {label}' for label in labels]
     else:
         per_model = [[f'start {label}', f'time {label}', f'time {label}', f'finish {label}', f'close {label}']

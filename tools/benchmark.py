@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
                         help='deploy backbones also measured alone, for the 3x3-conv ceiling ratio: auto (the first '
                              'RepVGG config), all, none')
     parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: all CPUs)')
+    parser.add_argument('--sequential', action='store_true',
+                        help='measure the models one after another, each alone (the default on a GPU); by default '
+                             'the CPU interleaves their timed calls')
     parser.add_argument('--profile', action='store_true',
                         help='after the timed calls, profile one call of each OpenVINO network and of the ceiling '
                              '(PERF_COUNT: time by layer type and by kernel; benchmark.md "Where the time goes")')
@@ -61,6 +64,7 @@ def main() -> None:
                              device=args.device, runtimes=args.runtime and args.runtime.split(','),
                              backbone=args.backbone,
                              warmup=args.warmup, threads=args.threads, profile=args.profile,
+                             sequential=args.sequential or None,
                              log=lambda m: print(m, file=sys.stderr))
         threads = recs[0]['threads'] if recs else args.threads
         machine = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else machine_name()

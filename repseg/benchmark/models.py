@@ -5,12 +5,13 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from repseg.apis import init_segmentor, model_config
-from repseg.models import SegLogits, reparameterize
+from repseg.models import REPARAM_BACKBONES, SegLogits, reparameterize
 from repseg.models.utils import fuse_conv_bn_pairs
 from repseg.pruning import PRUNED_CONFIG
 from repseg.quantization.calibration import street_frames
@@ -81,7 +82,7 @@ def expand_specs(configs: List[str]) -> List[Tuple[str, str]]:
         model = load_model_cfg(config).model
         backbone = model.get('backbone') or {}
         forms = (('deploy',) if backbone.get('deploy') else
-                 ('train', 'deploy') if backbone.get('type') == 'RepVGG' else
+                 ('train', 'deploy') if backbone.get('type') in REPARAM_BACKBONES else
                  (folder_form(model),) if model.get('type') == SEGMENTOR_TYPE else ('baseline',))
         specs.extend((config, form) for form in forms)
     return specs
@@ -99,10 +100,18 @@ def load_quantized(config: str, form: str = 'int8') -> nn.Module:
     return init_segmentor(config, checkpoint, runtime='eager')
 
 
+#: The BN-calibration batch's size: a multiple of 32, which every MMSegmentation model takes (PIDNet needs one of 8,
+#: BiSeNet and STDC one of 32).
+CALIBRATION_SHAPE = (256, 256)
+
+
 def seeded_segmentor(config: str, seed: int = 0) -> nn.Module:
-    """The config's segmentor, seeded, eval mode, BN statistics from a random batch of 2 and spread BN affines."""
+    """The config's segmentor, seeded, eval mode, BN statistics from a random batch of 2 and spread BN affines. Built
+    in the config's default scope (MMSegmentation's own configs name types such as SegDataPreProcessor unscoped)."""
     torch.manual_seed(seed)
-    segmentor = MODELS.build(load_model_cfg(config).model)
+    cfg = load_model_cfg(config)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmseg'):
+        segmentor = MODELS.build(cfg.model)
     gen = torch.Generator().manual_seed(seed)
     bns = [m for m in segmentor.modules() if isinstance(m, _BatchNorm)]
     momenta = [m.momentum for m in bns]
@@ -112,7 +121,7 @@ def seeded_segmentor(config: str, seed: int = 0) -> nn.Module:
             if m.affine:
                 m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-        SegLogits(segmentor).train()(torch.randn(2, 3, 129, 129, generator=gen))
+        segmentor.train()(torch.randn(2, 3, *CALIBRATION_SHAPE, generator=gen), mode='tensor')  # BN statistics
     for m, momentum in zip(bns, momenta):
         m.momentum = momentum
     return segmentor.eval()

@@ -136,10 +136,12 @@ def check_device_runtimes(runtimes: Sequence[str], device: str) -> None:
 def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] = (512, 1024), batch: int = 1,
                   repeats: int = 5, device: str = 'cpu', runtimes: Optional[Sequence[str]] = None,
                   backbone: str = 'auto', warmup: int = 1, threads: Optional[int] = None,
-                  seed: int = 0, profile: bool = False, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
-    """Measure every model and return the records; ``profile``: also where one OpenVINO call spends its time. On the
-    CPU the timed calls of all models interleave (drift hits every model alike); on a GPU each model is measured and
-    ended before the next starts, so that one model at a time holds GPU memory."""
+                  seed: int = 0, profile: bool = False, sequential: Optional[bool] = None,
+                  log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """Measure every model and return the records; ``profile``: also where one OpenVINO call spends its time. By
+    default the timed calls of all models interleave on the CPU (drift hits every model alike), while on a GPU
+    (``sequential``) each model is measured and ended before the next starts, so that one model at a time holds GPU
+    memory, and no other model's process is alive while one is timed."""
     _check_args(shape, batch, repeats, device, warmup)
     runtimes = check_runtimes(default_runtimes(device) if runtimes is None else runtimes, extra=INT8_RUNTIMES)
     check_device_runtimes(runtimes, device)
@@ -154,7 +156,7 @@ def run_benchmark(configs: Sequence[str], out_dir: str, shape: Tuple[int, int] =
     ceiling_runs = ceiling_request(jobs)
     macs: Dict[Tuple[str, str, str], Dict[str, float]] = {}
     checked_reparam = set()
-    interleaved = device == 'cpu'
+    interleaved = not (device != 'cpu' if sequential is None else sequential)
     try:
         for i, worker in enumerate(workers):
             job = worker.job

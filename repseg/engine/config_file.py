@@ -1,14 +1,29 @@
-"""Reading a config file with one-line errors: mmengine reports a syntax error without the file's name."""
+"""Reading a config file with one-line errors (mmengine reports a syntax error without the file's name), and
+MMSegmentation's own configs by the name its ``_base_`` lists use: ``mmseg::pidnet/pidnet-s_...py``."""
 import copy
 import tempfile
 from pathlib import Path
 from typing import Union
 
 from mmengine.config import Config
+from mmengine.utils import get_installed_path
 
 from repseg.utils.io import as_write_error, is_write_failure
 
 ConfigLike = Union[str, Path, Config]
+
+
+def package_config_path(config: Union[str, Path]) -> Union[str, Path]:
+    """``PACKAGE::REL`` (as in ``_base_`` lists) as the path of the config an OpenMMLab package installs; a path is
+    returned as it is."""
+    if '::' not in str(config):
+        return config
+    package, rel = str(config).split('::', 1)
+    try:
+        root = get_installed_path(package)
+    except Exception:  # mmengine raises whatever importlib does for a package that is not there
+        raise FileNotFoundError(f'{config}: no installed package {package!r}') from None
+    return Path(root) / '.mim' / 'configs' / rel
 
 
 def read_config(config: ConfigLike) -> Config:
@@ -16,6 +31,7 @@ def read_config(config: ConfigLike) -> Config:
     one ``ValueError`` / ``FileNotFoundError`` line naming the file (and the line, where Python knows it)."""
     if isinstance(config, Config):
         return copy.deepcopy(config)
+    config = package_config_path(config)
     if not Path(config).is_file():
         raise FileNotFoundError(f'{config}: no such config file')
     try:

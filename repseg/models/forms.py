@@ -6,6 +6,8 @@ from ..utils.io import CheckpointError
 
 BRANCH_KEYS = ('.rbr_dense.', '.rbr_1x1.', '.rbr_identity.')
 REPARAM_KEY = '.rbr_reparam.'
+#: The backbones built of re-parameterizable blocks, with a train and a deploy form (``deploy=True``).
+REPARAM_BACKBONES = ('RepVGG', 'DualRepVGG')
 
 
 def state_dict_form(keys: Iterable[str], source: Any, prefix: str = '') -> str:
@@ -25,9 +27,9 @@ def state_dict_form(keys: Iterable[str], source: Any, prefix: str = '') -> str:
 
 
 def config_form(cfg: Mapping[str, Any]) -> str:
-    """'train' or 'deploy' for a config whose backbone must be RepVGG."""
+    """'train' or 'deploy' for a config whose backbone must be one of ``REPARAM_BACKBONES``."""
     backbone = (cfg.get('model') or {}).get('backbone') or {}
-    if backbone.get('type') != 'RepVGG':
+    if backbone.get('type') not in REPARAM_BACKBONES:
         raise ValueError(f'{getattr(cfg, "filename", "config")}: model.backbone.type is {backbone.get("type")!r}; '
-                         f'only RepVGG backbones have a deploy form')
+                         f'only {" and ".join(REPARAM_BACKBONES)} backbones have a deploy form')
     return 'deploy' if backbone.get('deploy', False) else 'train'

@@ -99,6 +99,10 @@ def prune(config: Union[str, Path, Config], checkpoint: Union[str, Path], out_di
     if round_to < 1:
         raise ValueError(f'--round-to {round_to}: expected a positive number of channels')
     check_out_dir(out_dir, force)
+    backbone = (read_config(config).get('model') or {}).get('backbone') or {}
+    if backbone.get('type') != 'RepVGG':  # the pruned config lists RepVGG's per-block widths
+        raise ValueError(f'{config}: model.backbone.type is {backbone.get("type")!r}; tools/prune.py prunes RepVGG '
+                         f'backbones (DualRepVGG has no per-block widths to write yet)')
     cfg, model, meta, conversion = (_train_source(config, checkpoint) if form == 'train' else
                                     _deploy_source(config, checkpoint, log))
     before = segmentor_gmacs(model, shape)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from repseg.apis import init_segmentor, read_config
 from repseg.deploy import AlreadyDeployed, config_text, convert_to_deploy
 from repseg.engine import merge_checked_options
-from repseg.models import SegLogits
+from repseg.models import REPARAM_BACKBONES, SegLogits
 from repseg.models.kernel_ranges import range_report
 from repseg.runtime import FOLDER_FORMS, check_offered
 from repseg.runtime.openvino_runtime import OpenVINONetwork, convert_module, ir_bytes, openvino_version
@@ -57,10 +57,11 @@ class FloatSegmentor:
 
 def float_deploy_segmentor(cfg: Config, checkpoint: Union[str, Path],
                            log: Callable[[str], None] = print) -> FloatSegmentor:
-    """Where PTQ and QAT start: a train-form RepVGG segmentor converted by ``repseg.deploy``, others as they are."""
+    """Where PTQ and QAT start: a train-form RepVGG or DualRepVGG segmentor converted by ``repseg.deploy``, others as
+    they are."""
     with tempfile.TemporaryDirectory(prefix='repseg-quantize-') as tmp:
         cfg_path, ckpt_path, conversion = cfg, Path(checkpoint), None
-        if (cfg.get('model', {}).get('backbone') or {}).get('type') == 'RepVGG':
+        if (cfg.get('model', {}).get('backbone') or {}).get('type') in REPARAM_BACKBONES:
             try:
                 converted = convert_to_deploy(cfg, checkpoint, tmp, log=lambda m: log(f'[deploy] {m}'))
                 cfg_path, ckpt_path = converted.config, converted.checkpoint
