@@ -32,7 +32,7 @@ model = dict(pretrained=None, backbone=dict(depth=18), decode_head=dict(in_chann
 REPVGG, BASE = 'pspnet_repvgg_tiny', 'pspnet_r18-d8_tiny'
 FP32_RUNTIMES = ('eager', 'openvino')
 PRECISION = {'eager': 'fp32', 'openvino': 'fp32', 'openvino_int8': 'int8'}
-EQUAL_PRECISION = '## RepVGG vs ResNet at equal precision'
+EQUAL_PRECISION = '## RepSeg models vs the baselines at equal precision'
 
 
 def close(a: float, b: float) -> bool:

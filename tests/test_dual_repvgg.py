@@ -144,3 +144,30 @@ def test_a_zoo_config_of_mmsegmentation_is_read_by_its_package_name():
     assert cfg.model.backbone.type == 'DDRNet' and cfg.default_scope == 'mmseg'
     with pytest.raises(FileNotFoundError, match=r"^mmfoo::x\.py: no installed package 'mmfoo'$"):
         model_config('mmfoo::x.py')
+
+
+def test_camvid_baselines_train_as_dual_repvgg_does():
+    """The equal budget: same data, pipeline (PIDNet adds its boundary labels), crops, batch, iterations, schedule."""
+    from repseg.apis import read_config
+    ours = read_config(REPO / 'configs' / 'camvid' / 'realtime_camvid.py')
+    for name in ('ddrnet-23-slim_camvid.py', 'pidnet-s_camvid.py'):
+        other = read_config(REPO / 'configs' / 'camvid' / name)
+        for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'randomness', 'val_dataloader'):
+            assert other[key] == ours[key], (name, key)
+        mine, theirs = ours.train_dataloader, other.train_dataloader
+        assert theirs.batch_size == mine.batch_size and theirs.dataset.data_root == mine.dataset.data_root
+        assert [t for t in theirs.dataset.pipeline if t.type != 'GenerateEdge'] == mine.dataset.pipeline
+        assert other.model.data_preprocessor.size == ours.model.data_preprocessor.size == (256, 256)
+        assert other.model.backbone.get('init_cfg') is None  # from scratch, as DualRepVGG
+
+
+def test_cityscapes_recipe_is_that_of_mmsegmentation_ddrnet():
+    from repseg.apis import read_config
+    ours = read_config(REPO / 'configs' / 'realtime_cityscapes.py')
+    ddrnet = read_config('mmseg::ddrnet/ddrnet_23-slim_in1k-pre_2xb6-120k_cityscapes-1024x1024.py')
+    assert ours.model.data_preprocessor.size == ddrnet.model.data_preprocessor.size == (1024, 1024)
+    assert ours.train_dataloader.batch_size == ddrnet.train_dataloader.batch_size == 6
+    assert ours.optim_wrapper.optimizer == ddrnet.optim_wrapper.optimizer
+    assert ours.param_scheduler == ddrnet.param_scheduler and ours.train_cfg.max_iters == 120000
+    assert ours.train_dataloader.dataset.pipeline == ddrnet.train_dataloader.dataset.pipeline
+    assert ours.model.backbone.get('init_cfg') is None and ours.model.decode_head.loss_decode.class_weight

@@ -95,7 +95,7 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     header = ['model', 'form', 'runtime', 'precision', 'images/s (median, min-max)', 'latency ms',
               'peak mem MB (+activ.)', 'weights MB', 'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train',
               *[f'vs {b} eager' for b in baselines], 'parity (rel)']
-    for part, title in (('model', 'End to end (backbone + PSP head + resize)'), ('backbone', 'Backbone only')):
+    for part, title in (('model', 'End to end (backbone + heads + resize to the input)'), ('backbone', 'Backbone only')):
         rows = [_main_row(r, baselines) for r in recs if r.get('part') == part]
         if rows:
             lines += [f'## {title}', '', table(header, rows), '']
@@ -110,7 +110,7 @@ def _ratio_runtime(r: Dict[str, Any], ratios: str, runtimes: str, base: str) -> 
 
 
 def equal_precision_md(recs: List[Dict[str, Any]]) -> List[str]:
-    """RepVGG vs the ResNet baselines per model and precision, fastest runtime against fastest runtime."""
+    """RepSeg's models vs the baselines per model and precision, fastest runtime against fastest runtime."""
     ok = [r for r in recs if 'images_per_s' in r and r['part'] == 'model']
     keys = dict.fromkeys((r['model'], r['form'], r['precision']) for r in ok
                          if r['form'] in ('deploy', *FOLDER_FORMS))
@@ -127,7 +127,7 @@ def equal_precision_md(recs: List[Dict[str, Any]]) -> List[str]:
                          _ratio_runtime(best, 'speed_vs_baseline_same_precision', 'baseline_same_precision_runtime', b),
                          _ratio_runtime(best, 'speed_vs_baseline_fp32_fastest', 'baseline_fp32_fastest_runtime', b))],
                      _percent(best.get('ceiling_ratio'))])
-    return ['## RepVGG vs ResNet at equal precision', '',
+    return ['## RepSeg models vs the baselines at equal precision', '',
             'Each model\'s fastest runtime in each precision; "same precision": over the baseline\'s fastest runtime '
             'in that precision; "fastest fp32": over its fastest fp32 runtime (the runtime in brackets).', '',
             table(header, rows), '']
