@@ -95,7 +95,7 @@ def markdown(recs: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     header = ['model', 'form', 'runtime', 'precision', 'images/s (median, min-max)', 'latency ms',
               'peak mem MB (+activ.)', 'weights MB', 'params M', 'GMACs', 'GFLOP/s', 'of ceiling', 'vs train',
               *[f'vs {b} eager' for b in baselines], 'parity (rel)']
-    for part, title in (('model', 'End to end (backbone + heads + resize to the input)'), ('backbone', 'Backbone only')):
+    for part, title in (('model', 'End to end (backbone + head + resize)'), ('backbone', 'Backbone only')):
         rows = [_main_row(r, baselines) for r in recs if r.get('part') == part]
         if rows:
             lines += [f'## {title}', '', table(header, rows), '']
