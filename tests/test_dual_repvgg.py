@@ -1,6 +1,6 @@
 """DualRepVGG, the real-time family: shapes and multiply-adds of the published sizes, exact re-parameterization, and
 a tiny DualRepVGG segmentor through every tool (train, convert with its proof, test, infer, export, quantize,
-benchmark)."""
+benchmark; bf16 folders and folder rows in the benchmark take the same path as for RepVGG, tested there)."""
 import copy
 import json
 from pathlib import Path
@@ -15,7 +15,6 @@ import repseg
 from repseg.apis import sync_bn_to_bn
 from repseg.datasets import make_sample_dataset
 from repseg.models import DualRepVGG, count_macs
-from repseg.utils.machine import cpu_flags
 
 TINY_ARCH = dict(widths=(8, 16, 16, 32, 64), trunk_blocks=(1, 1), dual_blocks=(2, 1))
 TINY = """_base_ = ['{repo}/configs/_base_/models/dualrepvgg.py', 'mmseg::_base_/datasets/cityscapes.py',
@@ -110,11 +109,8 @@ def test_every_tool_takes_a_dual_repvgg_segmentor(tiny, tmp_path):
     runs = [('infer.py', deploy_config, deploy, image, '--out-dir', tmp_path / 'masks'),
             ('export_onnx.py', deploy_config, deploy, '--out', tmp_path / 'dual.onnx', '--shape', '64', '128'),
             ('quantize.py', config, trained, '--out-dir', tmp_path / 'int8', '--num-calib', '2', '--max-drop', '100')]
-    if {'avx512_bf16', 'amx_bf16'} & set(cpu_flags()):
-        runs.append(('quantize.py', config, trained, '--out-dir', tmp_path / 'bf16', '--precision', 'bf16'))
-    runs.append(('benchmark.py', '--configs', config, tmp_path / 'int8' / 'int8_config.py', '--shape', '64', '128',
-                 '--repeats', '1', '--runtime', 'eager,onnxruntime', '--backbone', 'none', '--out-dir',
-                 tmp_path / 'bench'))
+    runs.append(('benchmark.py', '--configs', config, '--shape', '64', '128', '--repeats', '1', '--runtime',
+                 'eager,onnxruntime', '--backbone', 'none', '--out-dir', tmp_path / 'bench'))
     for tool, *args in runs:
         proc = run_tool_in_process(tool, *args, cwd=REPO)
         assert proc.returncode == 0, (tool, proc.stderr[-3000:])
@@ -126,7 +122,6 @@ def test_every_tool_takes_a_dual_repvgg_segmentor(tiny, tmp_path):
         ('train', 'eager'), ('deploy', 'eager'), ('deploy', 'onnxruntime')}
     deploy_row = next(r for r in rows if (r['model'], r['form'], r['runtime']) == ('tiny', 'deploy', 'eager'))
     assert deploy_row['reparam_parity']['passed'] and deploy_row['speedup_vs_train'] > 0
-    assert any(r['form'] == 'int8' and 'images_per_s' in r for r in rows)
 
 
 def test_prune_refuses_a_dual_repvgg_segmentor_in_one_line(tiny, tmp_path):
