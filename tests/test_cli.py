@@ -11,8 +11,8 @@ from conftest import REPO
 from repseg.engine.cli import DEFAULT_SHAPE
 
 TOOLS = sorted(p.name for p in (REPO / 'tools').glob('*.py'))
-POSITIONALS = {'config', 'checkpoint', 'inputs', 'src', 'dst', 'data_root', 'reports', 'out'}
-FILE_OUTPUTS = {'export_onnx.py', 'kernel_ranges.py'}  # their --out is a file
+POSITIONALS = {'config', 'checkpoint', 'inputs', 'src', 'dst', 'data_root', 'reports', 'out', 'benchmark'}
+FILE_OUTPUTS = {'export_onnx.py', 'kernel_ranges.py', 'speed_accuracy.py'}  # their --out is a file
 #: make_sample_data's --shape is the size of the images it draws, not a model's input size.
 OWN_SHAPE_DEFAULT = {'make_sample_data.py': (256, 512)}
 

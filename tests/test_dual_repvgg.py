@@ -15,6 +15,7 @@ import repseg
 from repseg.apis import sync_bn_to_bn
 from repseg.datasets import make_sample_dataset
 from repseg.models import DualRepVGG, count_macs
+from repseg.models.backbones import dual_block_widths, dual_out_channels
 
 TINY_ARCH = dict(widths=(8, 16, 16, 32, 64), trunk_blocks=(1, 1), dual_blocks=(2, 1))
 TINY = """_base_ = ['{repo}/configs/_base_/models/dualrepvgg.py', 'mmseg::_base_/datasets/cityscapes.py',
@@ -37,12 +38,12 @@ def randomized(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize('arch, gmacs', [('s', 12.90), ('m', 22.28)])
-def test_published_sizes_give_two_outputs_at_one_eighth_and_their_multiply_adds(arch, gmacs):
+@pytest.mark.parametrize('arch, gmacs, width', [('s', 7.00, 96), ('m', 11.69, 128)])
+def test_published_sizes_give_two_outputs_at_one_eighth_and_their_multiply_adds(arch, gmacs, width):
     backbone = repseg.reparameterize(DualRepVGG(arch).eval())  # deploy GMACs, what inference runs
     x = torch.randn(1, 3, 512, 1024)
     outs = backbone(x)
-    assert [tuple(o.shape) for o in outs] == [(1, 128, 64, 128)] * 2
+    assert [tuple(o.shape) for o in outs] == [(1, width, 64, 128)] * 2
 
     class Last(torch.nn.Module):
         def __init__(self):
@@ -124,13 +125,28 @@ def test_every_tool_takes_a_dual_repvgg_segmentor(tiny, tmp_path):
     assert deploy_row['reparam_parity']['passed'] and deploy_row['speedup_vs_train'] > 0
 
 
-def test_prune_refuses_a_dual_repvgg_segmentor_in_one_line(tiny, tmp_path):
-    proc = run_tool_in_process('prune.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--ratio', '0.3', '--out-dir',
-                               tmp_path / 'pruned', cwd=REPO)
-    assert proc.returncode == 2 and not (tmp_path / 'pruned').exists()
-    assert proc.stderr.splitlines()[-1] == (f"error: {tiny / 'tiny.py'}: model.backbone.type is 'DualRepVGG'; "
-                                            f"tools/prune.py prunes RepVGG backbones (DualRepVGG has no per-block "
-                                            f"widths to write yet)")
+@pytest.mark.parametrize('form', ['deploy', 'train'])
+def test_prune_writes_a_dual_repvgg_config_block_by_block(tiny, tmp_path, form):
+    """tools/prune.py on DualRepVGG: the pruned network (built from the written config, loaded strictly) equals the
+    original with the removed channels zeroed (the tool's proof), with fewer GMACs and every width listed."""
+    out = tmp_path / 'pruned'
+    proc = run_tool_in_process('prune.py', tiny / 'tiny.py', tiny / 'tiny.pth', '--ratio', '0.3', '--round-to', '4',
+                               '--shape', '64', '128', '--form', form, '--out-dir', out, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / 'pruning.json').read_text())
+    assert report['verification'] and all(d['passed'] for d in report['verification'])
+    assert report['after']['gmacs'] == pytest.approx(0.7 * report['before']['gmacs'], rel=0.02)
+    cfg = Config.fromfile(str(out / 'pruned_config.py'))
+    arch = cfg.model.backbone.arch
+    assert len(arch['block_widths']) == len(dual_block_widths(TINY_ARCH)) and arch['block_widths'] != \
+        dual_block_widths(TINY_ARCH)
+    assert cfg.model.decode_head.in_channels == dual_out_channels(arch)[1]
+    assert cfg.model.auxiliary_head.in_channels == dual_out_channels(arch)[0]
+
+
+def test_block_widths_of_the_wrong_length_are_one_line():
+    with pytest.raises(ValueError, match=r'^DualRepVGG arch block_widths has 3 entries: expected 10 positive widths'):
+        DualRepVGG(dict(TINY_ARCH, block_widths=[8, 8, 8]))
 
 
 def test_a_zoo_config_of_mmsegmentation_is_read_by_its_package_name():

@@ -8,7 +8,7 @@ import copy
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 from torch import nn
@@ -17,7 +17,7 @@ from repseg.apis import build_segmentor, model_config, read_checkpoint, read_con
 from repseg.deploy import (AlreadyDeployed, carried_meta, config_text, convert_to_deploy, deploy_config,
                            raise_if_failed, verify_models)
 from repseg.models import config_form
-from repseg.models.backbones import resolve_arch, stage_channels
+from repseg.models.backbones import DualRepVGG, dual_out_channels, resolve_arch, stage_channels
 from repseg.utils import atomic_dir, check_out_dir, torch_bytes, write_file
 from repseg.version import __version__
 from .surgery import IMPORTANCE, prune_segmentor, segmentor_gmacs, zero_channels
@@ -34,16 +34,30 @@ def inference_params(segmentor: nn.Module) -> int:
     return sum(p.numel() for n, p in segmentor.named_parameters() if not n.startswith('auxiliary_head.'))
 
 
+#: the backbones whose pruned widths a config can list block by block
+PRUNABLE_BACKBONES = ('RepVGG', 'DualRepVGG')
+
+
+def _block_width(block: nn.Module) -> int:
+    return (block.rbr_reparam if block.deploy else block.rbr_dense.conv).out_channels
+
+
+def written_arch(backbone: nn.Module) -> Tuple[dict, List[int]]:
+    """The pruned backbone's arch with its widths block by block, and the channels of each output index."""
+    if isinstance(backbone, DualRepVGG):
+        arch = dict(backbone.arch, block_widths=[_block_width(b) for b in backbone.blocks()])
+        return arch, dual_out_channels(arch)
+    blocks = [backbone.stage0] + [b for stage in range(1, 5) for b in getattr(backbone, f'stage{stage}')]
+    arch = dict(resolve_arch(backbone.arch), widths=[_block_width(b) for b in blocks])
+    return {k: v for k, v in arch.items() if v is not None}, stage_channels(arch)
+
+
 def pruned_config(cfg: Config, pruned: nn.Module, load_from: str) -> Config:
     """``cfg`` (in the pruned model's form) with the backbone's widths listed block by block and the heads' channels
     read from the pruned model: an ordinary config that builds the pruned network."""
     out = copy.deepcopy(cfg)
     backbone = pruned.backbone
-    blocks = [backbone.stage0] + [b for stage in range(1, 5) for b in getattr(backbone, f'stage{stage}')]
-    widths = [(b.rbr_reparam if b.deploy else b.rbr_dense.conv).out_channels for b in blocks]
-    arch = dict(resolve_arch(backbone.arch), widths=widths)
-    out.model.backbone.arch = {k: v for k, v in arch.items() if v is not None}
-    channels = stage_channels(arch)
+    out.model.backbone.arch, channels = written_arch(backbone)
     for key in ('decode_head', 'auxiliary_head'):
         heads = out.model.get(key)
         if not heads:
@@ -100,9 +114,9 @@ def prune(config: Union[str, Path, Config], checkpoint: Union[str, Path], out_di
         raise ValueError(f'--round-to {round_to}: expected a positive number of channels')
     check_out_dir(out_dir, force)
     backbone = (read_config(config).get('model') or {}).get('backbone') or {}
-    if backbone.get('type') != 'RepVGG':  # the pruned config lists RepVGG's per-block widths
-        raise ValueError(f'{config}: model.backbone.type is {backbone.get("type")!r}; tools/prune.py prunes RepVGG '
-                         f'backbones (DualRepVGG has no per-block widths to write yet)')
+    if backbone.get('type') not in PRUNABLE_BACKBONES:  # the pruned config lists the per-block widths
+        raise ValueError(f'{config}: model.backbone.type is {backbone.get("type")!r}; tools/prune.py prunes '
+                         f'{" and ".join(PRUNABLE_BACKBONES)} backbones')
     cfg, model, meta, conversion = (_train_source(config, checkpoint) if form == 'train' else
                                     _deploy_source(config, checkpoint, log))
     before = segmentor_gmacs(model, shape)

@@ -1,6 +1,6 @@
 """The one ONNX exporter: what ``tools/export_onnx.py`` writes and what the ``onnxruntime`` runtime runs.
 
-TorchScript-based export at one static shape (the callers need no other), with ``matmul_pools``: the exporter
+TorchScript-based export at one static shape (the callers need no other), with ``deploy_rewrites``: the exporter
 refuses adaptive pooling on sizes the bins do not divide. The session has no memory arena, freeing activations after
 each run as PyTorch does, so that peak memory is comparable.
 """
@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor, nn
 
-from .rewrite import matmul_pools
+from .rewrite import deploy_rewrites
 
 INPUT_NAME, OUTPUT_NAME = 'input', 'logits'
 OPSET = 17
@@ -31,7 +31,7 @@ def onnx_bytes(module: nn.Module, example: Tensor, metadata: Optional[Dict[str, 
     """The serialized ONNX model of the eval-mode ``module`` at ``example``'s shape, with ``metadata_props``."""
     module.eval()
     buffer = io.BytesIO()
-    with matmul_pools(module):
+    with deploy_rewrites(module):
         torch.onnx.export(module, (example.cpu(),), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           opset_version=OPSET, dynamo=False)
     data = buffer.getvalue()

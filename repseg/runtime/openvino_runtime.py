@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from repseg.utils.io import WriteError
-from .rewrite import matmul_pools
+from .rewrite import deploy_rewrites
 
 try:
     import resource
@@ -49,13 +49,13 @@ def compile_options(threads: Optional[int] = None, precision: str = 'f32') -> Di
 
 @torch.no_grad()
 def convert_module(module: nn.Module, example: Tensor, dynamic: bool = True) -> Any:
-    """``openvino.Model`` of an eval-mode ``Tensor -> Tensor`` module traced on ``example``, with ``matmul_pools``
+    """``openvino.Model`` of an eval-mode ``Tensor -> Tensor`` module traced on ``example``, with ``deploy_rewrites``
     (OpenVINO runs ``AdaptiveAvgPool`` on a reference kernel); ``dynamic``: N, H and W stay free."""
     ov = require_openvino()
     if example.dim() != 4:
         raise ValueError(f'openvino: expected an N x C x H x W example input, got shape {tuple(example.shape)}')
     shape = [-1, int(example.shape[1]), -1, -1] if dynamic else list(example.shape)
-    with matmul_pools(module):
+    with deploy_rewrites(module):
         return ov.convert_model(module.eval(), example_input=example.cpu(), input=[ov.PartialShape(shape)])
 
 

@@ -23,9 +23,34 @@ from .repvgg import BLOCKS
 #: widths: stem (1/2), 1/4, detail (1/8), context at 1/16 and 1/32; blocks: at 1/4, at 1/8 before the split, then per
 #: dual stage (each branch).
 DUAL_ARCHS: Dict[str, dict] = {
-    's': dict(widths=(32, 64, 128, 256, 512), trunk_blocks=(1, 2), dual_blocks=(2, 2)),
-    'm': dict(widths=(32, 64, 128, 256, 768), trunk_blocks=(1, 3), dual_blocks=(3, 3)),
+    's': dict(widths=(32, 64, 96, 192, 384), trunk_blocks=(0, 2), dual_blocks=(2, 2)),
+    'm': dict(widths=(32, 64, 128, 256, 512), trunk_blocks=(0, 2), dual_blocks=(2, 2)),
 }
+
+
+def dual_block_widths(arch: dict) -> List[int]:
+    """Every block's output channels in build order: the two stem blocks, the trunk (at 1/4, then 1/8), the detail
+    branch's stages, then the context branch's. ``arch['block_widths']`` (what ``tools/prune.py`` writes) lists them;
+    otherwise ``widths`` gives each part's."""
+    stem, quarter, detail, mid, low = arch['widths']
+    (quarter_blocks, eighth_blocks), dual = arch['trunk_blocks'], tuple(arch['dual_blocks'])
+    default = ([stem, quarter] + [quarter] * quarter_blocks + [detail] * (eighth_blocks + sum(dual))
+               + [mid] * dual[0] + [low] * dual[1])
+    listed = arch.get('block_widths')
+    if listed is None:
+        return default
+    if len(listed) != len(default) or min(listed) < 1:
+        raise ValueError(f'DualRepVGG arch block_widths has {len(listed)} entries: expected {len(default)} positive '
+                         f'widths (stem 2, trunk {quarter_blocks} + {eighth_blocks}, detail {dual[0]} + {dual[1]}, '
+                         f'context {dual[0]} + {dual[1]})')
+    return [int(w) for w in listed]
+
+
+def dual_out_channels(arch: dict) -> List[int]:
+    """Channels of outputs 0 and 1: the detail branch's width at the end of each dual stage."""
+    widths, dual = dual_block_widths(arch), tuple(arch['dual_blocks'])
+    first = len(widths) - 2 * sum(dual)  # the detail branch's first block
+    return [widths[first + dual[0] - 1], widths[first + sum(dual) - 1]]
 
 
 @MODELS.register_module()
@@ -35,9 +60,10 @@ class DualRepVGG(BaseModule):
     Args:
         arch: 's', 'm', or a dict with ``widths`` (5: stem, 1/4, detail, context 1/16, context 1/32),
             ``trunk_blocks`` (blocks at 1/4 and at 1/8 before the split) and ``dual_blocks`` (blocks of each branch in
-            each of the two dual stages; the context branch's first block of a stage has stride 2).
+            each of the two dual stages; the context branch's first block of a stage has stride 2); optionally
+            ``block_widths``, every block's width (``dual_block_widths``: a pruned network).
         out_indices: 0, the detail branch after the first dual stage (for an auxiliary head), and/or 1, the output
-            (detail + upsampled context, at 1/8, ``widths[2]`` channels).
+            (detail + upsampled context, at 1/8, ``widths[2]`` channels unless pruned).
         block: 'repvgg' or 'qarepvgg'.
         deploy: build the plain re-parameterized form directly.
         norm_eval: keep every BN in eval mode while training.
@@ -61,19 +87,29 @@ class DualRepVGG(BaseModule):
             raise ValueError(f'DualRepVGG block={block!r}: expected one of {", ".join(BLOCKS)}')
         self.arch, self.out_indices, self.norm_eval = dict(arch), tuple(out_indices), norm_eval
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
+        widths = iter(dual_block_widths(arch))
+        cin = 3
 
-        def blocks(cin: int, cout: int, count: int, stride: int = 1) -> nn.Sequential:
-            return nn.Sequential(*(BLOCKS[block](cin if i == 0 else cout, cout, stride if i == 0 else 1,
-                                                 deploy=deploy, norm_cfg=norm_cfg) for i in range(count)))
-        stem, quarter, detail, mid, low = widths
-        self.stem = nn.Sequential(*blocks(3, stem, 1, 2), *blocks(stem, quarter, 1, 2))
-        self.trunk = nn.Sequential(*blocks(quarter, quarter, trunk[0]), *blocks(quarter, detail, trunk[1], 2))
-        self.detail = nn.ModuleList([blocks(detail, detail, n) for n in dual])
-        self.context = nn.ModuleList([blocks(detail, mid, dual[0], 2), blocks(mid, low, dual[1], 2)])
+        def blocks(count: int, stride: int = 1, cin_: Optional[int] = None) -> nn.Sequential:
+            nonlocal cin
+            cin = cin if cin_ is None else cin_
+            out = []
+            for i in range(count):
+                cout = next(widths)
+                out.append(BLOCKS[block](cin, cout, stride if i == 0 else 1, deploy=deploy, norm_cfg=norm_cfg))
+                cin = cout
+            return nn.Sequential(*out)
+        self.stem = nn.Sequential(*blocks(1, 2), *blocks(1, 2))
+        self.trunk = nn.Sequential(*blocks(trunk[0]), *blocks(trunk[1], 2))
+        split = cin
+        self.detail = nn.ModuleList([blocks(n, cin_=split if i == 0 else None) for i, n in enumerate(dual)])
+        detail_ends = [stage[-1].out_channels for stage in self.detail]
+        self.context = nn.ModuleList([blocks(n, 2, cin_=split if i == 0 else None) for i, n in enumerate(dual)])
+        context_ends = [stage[-1].out_channels for stage in self.context]
         conv_bn = dict(norm_cfg=norm_cfg, act_cfg=None)
-        self.up = nn.ModuleList([ConvModule(c, detail, 1, **conv_bn) for c in (mid, low)])
-        self.down = ConvModule(detail, mid, 3, stride=2, padding=1, **conv_bn)
-        self.global_context = ConvModule(low, low, 1, **conv_bn)
+        self.up = nn.ModuleList([ConvModule(c, d, 1, **conv_bn) for c, d in zip(context_ends, detail_ends)])
+        self.down = ConvModule(detail_ends[0], context_ends[0], 3, stride=2, padding=1, **conv_bn)
+        self.global_context = ConvModule(context_ends[1], context_ends[1], 1, **conv_bn)
         self.relu = nn.ReLU()
 
     @property
@@ -95,6 +131,10 @@ class DualRepVGG(BaseModule):
             detail = self.relu(detail + up)
             outs.append(detail)
         return tuple(outs[i] for i in self.out_indices)
+
+    def blocks(self) -> List[nn.Module]:
+        """The re-parameterizable blocks in ``block_widths`` order."""
+        return [b for part in (self.stem, self.trunk, *self.detail, *self.context) for b in part]
 
     def train(self, mode: bool = True) -> 'DualRepVGG':
         super().train(mode)
