@@ -17,10 +17,11 @@ def rec(model: str, runtime: str, precision: str, ms: float, form: str = 'deploy
                 images_per_s=1000 / ms, shape=[512, 1024], cpu_isa=ISA)
 
 
-RECS = [rec('fast', 'eager', 'fp32', 300), rec('fast', 'onnxruntime', 'fp32', 100), rec('fast', 'eager', 'fp32', 400,
-        form='train'), rec('fast', 'openvino_int8', 'int8', 40), rec('fast', 'onnxruntime', 'fp32', 50, part='backbone'),
-        rec('peer', 'onnxruntime', 'fp32', 150, form='baseline'), rec('peer', 'openvino_int8', 'int8', 60,
-                                                                      form='baseline'),
+RECS = [rec('fast', 'eager', 'fp32', 300), rec('fast', 'onnxruntime', 'fp32', 100),
+        rec('fast', 'eager', 'fp32', 400, form='train'), rec('fast', 'openvino_int8', 'int8', 40),
+        rec('fast', 'onnxruntime', 'fp32', 50, part='backbone'),
+        rec('peer', 'onnxruntime', 'fp32', 150, form='baseline'),
+        rec('peer', 'openvino_int8', 'int8', 60, form='baseline'),
         dict(model='broken', form='baseline', runtime='onnxruntime', precision='fp32', part='model', error='x')]
 
 

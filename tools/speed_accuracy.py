@@ -11,8 +11,7 @@ writes the plot (and, with --table, the table) whole or not at all. See docs/rea
 import argparse
 import json
 
-from repseg.benchmark.frontier import (frontier_markdown, frontier_points, frontier_title, parse_accuracy,
-                                      plot_frontier)
+from repseg.benchmark.frontier import frontier_markdown, frontier_points, frontier_title, parse_accuracy, plot_frontier
 from repseg.engine import run_cli
 from repseg.utils.io import atomic_write
 

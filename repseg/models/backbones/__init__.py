@@ -6,5 +6,5 @@ from .repvgg import PRETRAINED_INIT, RepVGG
 from .repvgg_block import RepVGGBlock
 
 __all__ = ['ARCH_SETTINGS', 'BlockSpec', 'DUAL_ARCHS', 'DualRepVGG', 'PRETRAINED_INIT', 'QARepVGGBlock', 'RepVGG',
-           'RepVGGBlock', 'ReparamBlock',
-           'SEBlock', 'block_specs', 'dual_block_widths', 'dual_out_channels', 'is_reparameterizable', 'reparameterize', 'resolve_arch', 'stage_channels']
+           'RepVGGBlock', 'ReparamBlock', 'SEBlock', 'block_specs', 'dual_block_widths', 'dual_out_channels',
+           'is_reparameterizable', 'reparameterize', 'resolve_arch', 'stage_channels']
