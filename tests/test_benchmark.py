@@ -164,7 +164,7 @@ def test_profiles(bench):
         assert (prof is not None) == (rec['runtime'] != 'eager'), rec['runtime']
         if prof:
             assert prof['layers'] > 0 and sum(prof['by_node_type'].values()) <= prof['total_ms'] + 1e-9
-            # PSP's pools run as matmuls in every IR (rewrite.matmul_pools), the ResNet baseline's too
+            # PSP's pools run as matmuls in every IR (rewrite.deploy_rewrites), the ResNet baseline's too
             assert not any('AdaptiveAvgPool' in node for node in prof['by_node_type']), prof['by_node_type']
         if rec['precision'] == 'int8':
             assert any('I8' in kernel for kernel in prof['by_exec_type']), prof['by_exec_type']

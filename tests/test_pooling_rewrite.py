@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from repseg.runtime import prepare
-from repseg.runtime.rewrite import MatmulAdaptiveAvgPool2d, averaging_matrix, matmul_pools
+from repseg.runtime.rewrite import MatmulAdaptiveAvgPool2d, averaging_matrix, deploy_rewrites
 
 #: PSP's feature maps at inputs 417x545, 513x513, 713x713, 769x769, 512x1024 (output stride 8), plus edge cases:
 #: maps smaller than the bins, and maps the bins do not divide.
@@ -51,16 +51,16 @@ def test_matrices_match_pytorch_pooling(size):
 
 
 def test_swap_is_temporary_and_counts():
-    """matmul_pools swaps every nn.AdaptiveAvgPool2d in place and puts the very same modules back, even on error."""
+    """deploy_rewrites swaps every nn.AdaptiveAvgPool2d in place and puts the very same modules back, even on error."""
     model = PyramidNet().eval()
     before = list(model.pools)
-    with matmul_pools(model) as swapped:
+    with deploy_rewrites(model) as swapped:
         assert swapped == len(BINS) and all(type(p) is MatmulAdaptiveAvgPool2d for p in model.pools)
-        with matmul_pools(model) as again:
+        with deploy_rewrites(model) as again:
             assert again == 0  # nothing swapped twice
     assert all(a is b for a, b in zip(model.pools, before))
     with pytest.raises(RuntimeError, match='boom'):
-        with matmul_pools(model):
+        with deploy_rewrites(model):
             raise RuntimeError('boom')
     assert all(a is b for a, b in zip(model.pools, before))
 
@@ -72,7 +72,7 @@ def test_eager_and_onnxruntime_exact(size):
     model, x = PyramidNet().eval(), torch.randn(1, 8, *size)
     with torch.no_grad():
         ref = model(x)
-        with matmul_pools(model):
+        with deploy_rewrites(model):
             assert near(model(x), ref)
     run = prepare(model, 'onnxruntime', x)
     assert near(run(x), ref)

@@ -75,21 +75,14 @@ def interpolation_matrix(size: Union[int, Tensor], out_size: Union[int, Tensor],
     return matrix.to(dtype)
 
 
-class MatmulBilinearResize(nn.Module):
+class MatmulBilinearResize(BilinearResize):
     """``BilinearResize`` as ``rows @ x @ cols^T`` (columns first: the smaller product on a small input)."""
-
-    def __init__(self, align_corners: bool = False):
-        super().__init__()
-        self.align_corners = align_corners
 
     def forward(self, x: Tensor, size) -> Tensor:
         height, width = x.shape[-2], x.shape[-1]
         rows = interpolation_matrix(height, size[0], self.align_corners, x.dtype, x.device)
         cols_t = interpolation_matrix(width, size[1], self.align_corners, x.dtype, x.device).transpose(0, 1)
         return torch.matmul(rows, torch.matmul(x, cols_t))
-
-    def extra_repr(self) -> str:
-        return f'align_corners={self.align_corners}'
 
 
 def _swap(model: nn.Module, kind: type, make) -> List[Tuple[nn.Module, str, nn.Module]]:
@@ -113,15 +106,3 @@ def deploy_rewrites(model: nn.Module) -> Iterator[int]:
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)
-
-
-@contextlib.contextmanager
-def matmul_pools(model: nn.Module) -> Iterator[int]:
-    """Within the block, ``model``'s ``AdaptiveAvgPool2d`` are ``MatmulAdaptiveAvgPool2d`` (yields how many); in place,
-    not on a copy, so that NNCF wrappers keep their modules and a large model is not copied."""
-    swapped = _swap(model, nn.AdaptiveAvgPool2d, lambda pool: MatmulAdaptiveAvgPool2d(pool.output_size))
-    try:
-        yield len(swapped)
-    finally:
-        for parent, name, pool in swapped:
-            setattr(parent, name, pool)
