@@ -38,7 +38,7 @@ def randomized(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize('arch, gmacs, width', [('s', 7.00, 96), ('m', 11.69, 128)])
+@pytest.mark.parametrize('arch, gmacs, width', [('t', 4.72, 64), ('s', 7.00, 96), ('m', 11.69, 128)])
 def test_published_sizes_give_two_outputs_at_one_eighth_and_their_multiply_adds(arch, gmacs, width):
     backbone = repseg.reparameterize(DualRepVGG(arch).eval())  # deploy GMACs, what inference runs
     x = torch.randn(1, 3, 512, 1024)
@@ -71,7 +71,7 @@ def test_deploy_form_equals_train_form(block):
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(arch='xl'), r"^DualRepVGG arch='xl': expected one of s, m or a dict$"),
+    (dict(arch='xl'), r"^DualRepVGG arch='xl': expected one of t, s, m or a dict$"),
     (dict(arch=dict(TINY_ARCH, widths=(8, 16))), r'expected 5 widths, 2 trunk_blocks'),
     (dict(out_indices=(2,)), r'^DualRepVGG out_indices=\(2,\): expected 0 and/or 1$'),
     (dict(block='resnet'), r"^DualRepVGG block='resnet': expected one of repvgg, qarepvgg$")])

@@ -1,2 +1,2 @@
-# RepSeg's recommended model for a CPU, on CamVid: DualRepVGG-S (docs/realtime.md says why).
-_base_ = ['./dualrepvgg-s_camvid.py']
+# RepSeg's recommended model for a CPU, on CamVid: DualRepVGG-T (docs/realtime.md says why).
+_base_ = ['./dualrepvgg-t_camvid.py']

@@ -23,6 +23,7 @@ from .repvgg import BLOCKS
 #: widths: stem (1/2), 1/4, detail (1/8), context at 1/16 and 1/32; blocks: at 1/4, at 1/8 before the split, then per
 #: dual stage (each branch).
 DUAL_ARCHS: Dict[str, dict] = {
+    't': dict(widths=(32, 64, 64, 192, 384), trunk_blocks=(0, 2), dual_blocks=(2, 2)),
     's': dict(widths=(32, 64, 96, 192, 384), trunk_blocks=(0, 2), dual_blocks=(2, 2)),
     'm': dict(widths=(32, 64, 128, 256, 512), trunk_blocks=(0, 2), dual_blocks=(2, 2)),
 }
@@ -58,7 +59,7 @@ class DualRepVGG(BaseModule):
     """Dual-resolution RepVGG backbone for real-time segmentation.
 
     Args:
-        arch: 's', 'm', or a dict with ``widths`` (5: stem, 1/4, detail, context 1/16, context 1/32),
+        arch: 't', 's', 'm', or a dict with ``widths`` (5: stem, 1/4, detail, context 1/16, context 1/32),
             ``trunk_blocks`` (blocks at 1/4 and at 1/8 before the split) and ``dual_blocks`` (blocks of each branch in
             each of the two dual stages; the context branch's first block of a stage has stride 2); optionally
             ``block_widths``, every block's width (``dual_block_widths``: a pruned network).
